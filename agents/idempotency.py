@@ -1,0 +1,93 @@
+"""``Idempotency-Key`` for agent reports.
+
+The first request with a key claims it in its own committed row (``in_flight``), then
+runs the report and stores the response (``done``). A repeat with the same body gets the
+stored response and changes nothing; with another body, 422; while the first is still
+running, 409 (so a retry racing the original can never write twice). A claim whose
+request died (a crash, a 5xx) is released so that the retry can run; one left behind by
+a killed process expires after ``STALE_SECONDS``.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from agents.models import IdempotencyRecord
+
+MAX_KEY_LENGTH = 200
+STALE_SECONDS = 60
+KEEP_DAYS = 7
+
+
+def request_hash(kind: str, data) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{kind}\n{canonical}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def key_problem(key: str) -> str | None:
+    if len(key) > MAX_KEY_LENGTH:
+        return f"Idempotency-Key is at most {MAX_KEY_LENGTH} characters."
+    if not key.strip() or not key.isprintable():
+        return "Idempotency-Key must be printable text."
+    return None
+
+
+def _envelope(code: str, detail: str) -> dict:
+    return {"error": code, "detail": detail}
+
+
+def run_once(
+    *, run, key: str | None, fingerprint: str, compute: Callable[[], tuple[int, dict]]
+) -> tuple[int, dict]:
+    if key is None:
+        return compute()
+    problem = key_problem(key)
+    if problem:
+        return 400, _envelope("bad_request", problem)
+    try:
+        with transaction.atomic():
+            record = IdempotencyRecord.objects.create(run_id=run.pk, key=key, request_hash=fingerprint)
+    except IntegrityError:
+        outcome = _existing(run, key, fingerprint)
+        if outcome is not None:
+            return outcome
+        record = IdempotencyRecord.objects.get(run_id=run.pk, key=key)
+    try:
+        status, body = compute()
+    except BaseException:
+        record.delete()
+        raise
+    if status >= 500:
+        record.delete()
+    else:
+        IdempotencyRecord.objects.filter(pk=record.pk).update(
+            state=IdempotencyRecord.State.DONE, status_code=status, response=body
+        )
+    return status, body
+
+
+def _existing(run, key: str, fingerprint: str) -> tuple[int, dict] | None:
+    """The answer for a key already used, or None when a stale claim was taken over."""
+    record = IdempotencyRecord.objects.filter(run_id=run.pk, key=key).first()
+    if record is None:  # released between our insert and this read: the client retries
+        return 409, _envelope("conflict", "A request with this Idempotency-Key is in flight; retry.")
+    if record.request_hash != fingerprint:
+        return 422, _envelope("unprocessable", "This Idempotency-Key was already used with a different body.")
+    if record.state == IdempotencyRecord.State.DONE:
+        return record.status_code, record.response
+    stale_before = timezone.now() - timedelta(seconds=STALE_SECONDS)
+    taken = IdempotencyRecord.objects.filter(
+        pk=record.pk, state=IdempotencyRecord.State.IN_FLIGHT, created_at__lt=stale_before
+    ).update(created_at=timezone.now())
+    if taken:
+        return None
+    return 409, _envelope("conflict", "A request with this Idempotency-Key is still in flight.")
+
+
+def prune_records(*, now=None) -> int:
+    cutoff = (now or timezone.now()) - timedelta(days=KEEP_DAYS)
+    return IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()[0]

@@ -1,0 +1,112 @@
+"""Transitions of an agent run that operators and agents cause, one transaction each.
+
+    pending ─(experiment starts)─▶ starting ─(first report)─▶ running ⇄ awaiting_approval
+                                                                 └─▶ completed | failed | stopped
+
+Reports live in ``agents/reporting.py`` and plan approval in ``agents/approval.py``; both
+use the helpers here. Whenever a run reaches a terminal status the experiment is asked
+to finish by itself (``experiments.lifecycle.finish_if_done``) in the same transaction.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from agents import signals
+from agents.models import AgentRun, RunStatus
+from agents.runs import build_run
+from agents.tokens import new_token
+from experiments import lifecycle as experiment_lifecycle
+from experiments.errors import ConflictError
+from experiments.models import Experiment, ExperimentStatus
+
+
+def lock_run(run: AgentRun) -> AgentRun:
+    """Re-read the run (and its experiment) under a row lock."""
+    return AgentRun.objects.select_for_update().select_related("experiment").get(pk=run.pk)
+
+
+def begin_report(run: AgentRun, *, kind: str) -> AgentRun:
+    """Lock a run for a report: 409 unless it is active; a starting run starts running.
+
+    Call inside the report's transaction. The move to running is recorded (event
+    ``agent_initialized``) before the report itself is applied.
+    """
+    run = lock_run(run)
+    if run.status == RunStatus.PENDING:
+        raise ConflictError(f"The run has not started yet; its {kind} report cannot be taken.")
+    if run.is_finished:
+        raise ConflictError(f"The run is {run.status}; it takes no more reports.")
+    if run.status == RunStatus.STARTING:
+        run.status = RunStatus.RUNNING
+        run.started_at = timezone.now()
+        run.save(update_fields=["status", "started_at", "updated_at"])
+        signals.run_initialized.send(sender=AgentRun, run=run)
+    return run
+
+
+def finish(run: AgentRun, *, status: str, **fields) -> None:
+    """Move a locked run to a terminal status; the caller sends the matching signal."""
+    run.status = status
+    run.completed_at = timezone.now()
+    run.approval_deadline = None
+    for name, value in fields.items():
+        setattr(run, name, value)
+    run.save(update_fields=["status", "completed_at", "approval_deadline", "updated_at", *fields])
+
+
+@transaction.atomic
+def stop_run(*, run: AgentRun, by, reason: str = "operator") -> AgentRun:
+    run = lock_run(run)
+    if run.is_finished:
+        raise ConflictError(f"The run is already {run.status}.")
+    finish(run, status=RunStatus.STOPPED, stop_reason=reason)
+    signals.run_stopped.send(sender=AgentRun, run=run, reason=reason, by=by)
+    experiment_lifecycle.finish_if_done(experiment=run.experiment)
+    return run
+
+
+@transaction.atomic
+def fail_run(*, run: AgentRun, error: str, reason: str = "agent_reported") -> AgentRun:
+    """Fail a run that is still active (an agent's ``fail`` report goes through reporting)."""
+    run = lock_run(run)
+    if run.is_finished:
+        raise ConflictError(f"The run is already {run.status}.")
+    finish(run, status=RunStatus.FAILED, error=error)
+    signals.run_failed.send(sender=AgentRun, run=run, reason=reason)
+    experiment_lifecycle.finish_if_done(experiment=run.experiment)
+    return run
+
+
+@transaction.atomic
+def retry_run(*, run: AgentRun, by) -> tuple[AgentRun, str]:
+    """Start attempt n+1 of a failed or stopped run; returns the new run and its token."""
+    run = lock_run(run)
+    experiment = Experiment.objects.select_for_update().get(pk=run.experiment_id)
+    if run.status not in (RunStatus.FAILED, RunStatus.STOPPED):
+        raise ConflictError(f"Only a failed or stopped run can be retried; this one is {run.status}.")
+    if AgentRun.objects.filter(retry_of=run).exists():
+        raise ConflictError("This run was already retried; retry its latest attempt instead.")
+    reopened = experiment_lifecycle.reopen_for_retry(experiment=experiment)
+    status = RunStatus.PENDING if experiment.status == ExperimentStatus.CREATED else RunStatus.STARTING
+    new_run, token = build_run(
+        experiment=experiment,
+        agent_type=run.agent_type,
+        name=run.name,
+        config=run.config,
+        attempt=run.attempt + 1,
+        retry_of=run,
+        status=status,
+    )
+    # One experiment_updated event carries the new run and, if reopened, the new status.
+    signals.run_created.send(sender=AgentRun, run=new_run, by=by, reopened=reopened)
+    return new_run, token
+
+
+@transaction.atomic
+def reissue_token(*, run: AgentRun, by) -> str:
+    """A new token for the run; the old one stops working when this commits."""
+    run = lock_run(run)
+    token, token_hash = new_token()
+    run.token_hash = token_hash
+    run.save(update_fields=["token_hash", "updated_at"])
+    return token

@@ -1,0 +1,318 @@
+"""Metric series: batch ingestion in a few statements, and downsampled reads.
+
+Ingestion (``store_points``) validates a batch of up to 1,000 points with plain loops,
+then writes it with one multi-row statement for the points, one for the block pyramid
+and one for the series summaries, instead of building a model object per point.
+
+Every series keeps a running summary (count, min, max, sum, last) and a pyramid of
+blocks: at level L each block covers 4**L consecutive points (by arrival) and stores its
+minimum and maximum point. Reading a series downsampled to ``max_points`` takes the
+coarsest level that still has at least ``max_points / 2`` blocks (so it reads fewer than
+``2 * max_points`` rows whatever the series' length), cuts it into ``max_points / 2``
+buckets and keeps each bucket's minimum and maximum point: every peak and trough of the
+series survives, as real points with their step and timestamp (min/max, or "M4"-style,
+downsampling). Series shorter than that are read point by point.
+"""
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection
+from rest_framework.exceptions import ValidationError
+
+from agents.models import MetricBlock, MetricPoint, MetricSeries
+from experiments.timestamps import format_timestamp, parse_timestamp
+
+MAX_POINTS_PER_CALL = 1000
+MAX_NAME_LENGTH = 200
+LEVELS = range(1, 8)  # blocks of 4, 16, …, 16,384 points
+STEP_LIMIT = 2**62
+POINT_FIELDS = frozenset({"name", "value", "step", "timestamp"})
+
+
+@dataclass(slots=True)
+class Point:
+    name: str
+    value: float
+    step: int | None
+    timestamp: datetime | None
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def parse_points(data) -> list[Point]:
+    """The batch of a ``metrics`` report, or a ``ValidationError`` naming each bad point."""
+    if not isinstance(data, dict):
+        raise ValidationError({"non_field_errors": ["Expected an object with points."]})
+    unknown = sorted(set(data) - {"points"})
+    if unknown:
+        raise ValidationError({name: ["Unknown field."] for name in unknown})
+    raw = data.get("points")
+    if not isinstance(raw, list):
+        raise ValidationError({"points": ["A list of points is required."]})
+    if not raw:
+        raise ValidationError({"points": ["Send at least one point."]})
+    if len(raw) > MAX_POINTS_PER_CALL:
+        raise ValidationError({"points": [f"At most {MAX_POINTS_PER_CALL} points a call ({len(raw)} sent)."]})
+    points, errors = [], {}
+    for i, item in enumerate(raw):
+        problems = {}
+        if not isinstance(item, dict):
+            errors[str(i)] = {"non_field_errors": ["A point is an object with name and value."]}
+            continue
+        extra = set(item) - POINT_FIELDS
+        for name in sorted(extra):
+            problems[name] = ["Unknown field."]
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            problems["name"] = ["A non-empty string is required."]
+        elif len(name) > MAX_NAME_LENGTH:
+            problems["name"] = [f"At most {MAX_NAME_LENGTH} characters."]
+        value = item.get("value")
+        if not _is_number(value):
+            problems["value"] = ["A number is required."]
+        elif not math.isfinite(value):
+            problems["value"] = ["Must be a finite number."]
+        step = item.get("step")
+        if step is not None:
+            if isinstance(step, float) and step.is_integer():
+                step = int(step)
+            if isinstance(step, bool) or not isinstance(step, int):
+                problems["step"] = ["A whole number is required."]
+            elif not -STEP_LIMIT <= step <= STEP_LIMIT:
+                problems["step"] = ["Out of range."]
+        timestamp = item.get("timestamp")
+        if timestamp is not None:
+            timestamp = parse_timestamp(timestamp)
+            if timestamp is None:
+                problems["timestamp"] = ["An ISO 8601 timestamp is required."]
+        if problems:
+            errors[str(i)] = problems
+            continue
+        points.append(Point(name.strip(), float(value), step, timestamp))
+    if errors:
+        raise ValidationError({"points": errors})
+    return points
+
+
+# Writing ---------------------------------------------------------------------------------
+
+
+def store_points(run, points: list[Point], now: datetime) -> dict[str, dict]:
+    """Store a validated batch for a locked run; returns the latest point of each metric."""
+    names = list(dict.fromkeys(p.name for p in points))
+    series = {s.name: s for s in MetricSeries.objects.filter(run=run, name__in=names)}
+    missing = [name for name in names if name not in series]
+    if missing:
+        MetricSeries.objects.bulk_create([MetricSeries(run=run, name=name) for name in missing])
+        series = {s.name: s for s in MetricSeries.objects.filter(run=run, name__in=names)}
+    rows = []
+    latest = {}
+    for point in points:
+        s = series[point.name]
+        step = point.step
+        if step is None:
+            step = s.last_step + 1 if s.last_step is not None else 0
+        timestamp = point.timestamp or now
+        value = point.value
+        rows.append((s.pk, s.count, step, value, timestamp))
+        s.count += 1
+        s.sum_value += value
+        s.min_value = value if s.min_value is None else min(s.min_value, value)
+        s.max_value = value if s.max_value is None else max(s.max_value, value)
+        s.last_value, s.last_step, s.last_timestamp = value, step, timestamp
+        latest[point.name] = {"value": value, "step": step}
+    _insert_points(rows)
+    _upsert_blocks(_blocks(rows))
+    _update_series([series[name] for name in names])
+    return latest
+
+
+def _insert_points(rows: list[tuple]) -> None:
+    table = MetricPoint._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            columns = list(zip(*rows, strict=True))
+            cursor.execute(
+                f"INSERT INTO {table} (series_id, idx, step, value, timestamp) "
+                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], "
+                "%s::double precision[], %s::timestamptz[])",
+                [list(c) for c in columns],
+            )
+        else:
+            cursor.executemany(
+                f"INSERT INTO {table} (series_id, idx, step, value, timestamp) VALUES (%s, %s, %s, %s, %s)",
+                rows,
+            )
+
+
+def _blocks(rows: list[tuple]) -> list[tuple]:
+    """Min/max per block at every level, each level built from the one below."""
+    out = []
+    # Level 0 "blocks" are the points themselves: (min point, max point), point = (idx, step, value, ts).
+    current = {}
+    for series_id, idx, step, value, ts in rows:
+        point = (idx, step, value, ts)
+        current[(series_id, idx)] = (point, point)
+    for level in LEVELS:
+        merged: dict = {}
+        for (series_id, index), (low, high) in current.items():
+            key = (series_id, index // 4)
+            found = merged.get(key)
+            if found is None:
+                merged[key] = (low, high)
+            else:
+                old_low, old_high = found
+                merged[key] = (
+                    low if low[2] < old_low[2] else old_low,
+                    high if high[2] > old_high[2] else old_high,
+                )
+        for (series_id, block), (low, high) in merged.items():
+            out.append((series_id, level, block, *low, *high))
+        current = merged
+    return out
+
+
+_BLOCK_COLUMNS = (
+    "series_id, level, block, min_idx, min_step, min_value, min_ts, max_idx, max_step, max_value, max_ts"
+)
+
+
+def _block_conflict_sql(table: str) -> str:
+    def pick(side: str, op: str, column: str) -> str:
+        return (
+            f"{side}_{column} = CASE WHEN excluded.{side}_value {op} {table}.{side}_value "
+            f"THEN excluded.{side}_{column} ELSE {table}.{side}_{column} END"
+        )
+
+    sets = [pick("min", "<", c) for c in ("idx", "step", "value", "ts")]
+    sets += [pick("max", ">", c) for c in ("idx", "step", "value", "ts")]
+    return f"ON CONFLICT (series_id, level, block) DO UPDATE SET {', '.join(sets)}"
+
+
+def _upsert_blocks(blocks: list[tuple]) -> None:
+    table = MetricBlock._meta.db_table
+    conflict = _block_conflict_sql(table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            columns = [list(c) for c in zip(*blocks, strict=True)]
+            cursor.execute(
+                f"INSERT INTO {table} ({_BLOCK_COLUMNS}) SELECT * FROM unnest("
+                "%s::bigint[], %s::smallint[], %s::bigint[], "
+                "%s::bigint[], %s::bigint[], %s::double precision[], %s::timestamptz[], "
+                "%s::bigint[], %s::bigint[], %s::double precision[], %s::timestamptz[]) " + conflict,
+                columns,
+            )
+        else:
+            cursor.executemany(
+                f"INSERT INTO {table} ({_BLOCK_COLUMNS}) VALUES ({', '.join(['%s'] * 11)}) " + conflict,
+                blocks,
+            )
+
+
+def _update_series(series: list[MetricSeries]) -> None:
+    MetricSeries.objects.bulk_update(
+        series,
+        ["count", "min_value", "max_value", "sum_value", "last_value", "last_step", "last_timestamp"],
+    )
+
+
+# Reading ---------------------------------------------------------------------------------
+
+
+def _choose_level(count: int, buckets: int) -> int | None:
+    """The coarsest level with at least ``buckets`` blocks; None to read raw points."""
+    chosen = None
+    for level in LEVELS:
+        if math.ceil(count / 4**level) >= buckets:
+            chosen = level
+        else:
+            break
+    return chosen
+
+
+def _bucketize(units: list[tuple], buckets: int) -> list[tuple]:
+    """Keep the min and max point of each of ``buckets`` consecutive groups of units.
+
+    A unit is (min point, max point); a point is (idx, step, value, timestamp).
+    """
+    n = len(units)
+    kept: dict[int, tuple] = {}
+    for b in range(buckets):
+        start, end = b * n // buckets, (b + 1) * n // buckets
+        if start >= end:
+            continue
+        low = min((u[0] for u in units[start:end]), key=lambda p: p[2])
+        high = max((u[1] for u in units[start:end]), key=lambda p: p[2])
+        kept[low[0]] = low
+        kept[high[0]] = high
+    return list(kept.values())
+
+
+def read_series(series: MetricSeries, max_points: int) -> tuple[list[dict], bool]:
+    """A series' points, downsampled to at most ``max_points``; and whether it was."""
+    count = series.count
+    buckets = max(1, max_points // 2)
+    level = _choose_level(count, buckets) if count > max_points else None
+    if level is None:
+        raw = list(
+            MetricPoint.objects.filter(series=series)
+            .order_by("idx")
+            .values_list("idx", "step", "value", "timestamp")
+        )
+        if len(raw) <= max_points:
+            points, downsampled = raw, False
+        else:
+            points, downsampled = _bucketize([(p, p) for p in raw], buckets), True
+    else:
+        rows = (
+            MetricBlock.objects.filter(series=series, level=level)
+            .order_by("block")
+            .values_list(
+                "min_idx", "min_step", "min_value", "min_ts", "max_idx", "max_step", "max_value", "max_ts"
+            )
+        )
+        units = [((r[0], r[1], r[2], r[3]), (r[4], r[5], r[6], r[7])) for r in rows]
+        points, downsampled = _bucketize(units, buckets), True
+    points.sort(key=lambda p: (p[1], p[0]))
+    return [{"step": p[1], "value": p[2], "timestamp": format_timestamp(p[3])} for p in points], downsampled
+
+
+def summary_of(series: MetricSeries) -> dict:
+    return {
+        "min": series.min_value,
+        "max": series.max_value,
+        "avg": (series.sum_value / series.count) if series.count else None,
+        "last": series.last_value,
+        "count": series.count,
+    }
+
+
+def experiment_metrics(experiment, *, name: str | None, run_id: str | None, max_points: int) -> dict:
+    queryset = (
+        MetricSeries.objects.filter(run__experiment=experiment)
+        .select_related("run")
+        .order_by("run__created_at", "run__id", "name")
+    )
+    if name:
+        queryset = queryset.filter(name=name)
+    if run_id:
+        queryset = queryset.filter(run__public_id=run_id)
+    series_body: dict[str, dict] = {}
+    summary_body: dict[str, dict] = {}
+    downsampled_any = False
+    for series in queryset:
+        points, downsampled = read_series(series, max_points)
+        downsampled_any |= downsampled
+        series_body.setdefault(series.run.public_id, {})[series.name] = points
+        summary_body.setdefault(series.run.public_id, {})[series.name] = summary_of(series)
+    return {
+        "experiment_id": experiment.public_id,
+        "max_points": max_points,
+        "downsampled": downsampled_any,
+        "series": series_body,
+        "summary": summary_body,
+    }

@@ -1,0 +1,49 @@
+"""OpenAPI pieces shared by every view: the error envelope and its responses."""
+
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from rest_framework import serializers
+
+from experiments.api.errors import STATUS_CODES
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField(help_text="Short machine-readable code, e.g. `not_found`.")
+    detail = serializers.CharField(help_text="What went wrong, for humans.")
+
+
+class ValidationErrorSerializer(ErrorSerializer):
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Messages per field (`validation_error` only).",
+    )
+
+
+_DESCRIPTIONS = {
+    400: "Invalid input (`validation_error`, with `fields`) or an unreadable body (`bad_request`).",
+    401: "No credentials, or invalid or revoked ones (`not_authenticated`).",
+    403: "Your role on the experiment does not allow this (`permission_denied`).",
+    404: "No such object, or not one you may see (`not_found`).",
+    405: "Method not allowed here.",
+    406: "Unknown API version in `Accept` (`not_acceptable`).",
+    409: "The current state does not allow this (`conflict`).",
+    413: "The body or file is too large (`payload_too_large`).",
+    415: "The body is not of an accepted media type.",
+    422: "The Idempotency-Key was used before with another body (`unprocessable`).",
+    429: "Too many requests (`rate_limited`); see `Retry-After`.",
+    503: "A dependency is down (`unavailable`).",
+}
+
+ERRORS = {code: STATUS_CODES[code] for code in _DESCRIPTIONS}
+
+
+def error_responses(*codes: int) -> dict:
+    responses = {}
+    for code in codes:
+        serializer = ValidationErrorSerializer if code == 400 else ErrorSerializer
+        responses[code] = OpenApiResponse(serializer, description=_DESCRIPTIONS[code])
+    return responses
+
+
+def inline(name: str, fields: dict):
+    return inline_serializer(name=name, fields=fields)

@@ -1,0 +1,32 @@
+"""ASGI entry point: ``daphne research_site.asgi:application``.
+
+HTTP goes to Django behind the body-size limit; WebSockets go through the origin check
+and the socket authentication to the consumers routed in ``realtime/routing.py``. The
+per-process background work (event sweep, approval timeouts, presence) starts when
+daphne's reactor runs, or with the first connection under another server.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "research_site.settings")
+
+from django.core.asgi import get_asgi_application
+
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402
+
+from experiments.api.body_limit import BodyLimitMiddleware  # noqa: E402
+from realtime.background import StartBackgroundMiddleware, start_with_daphne  # noqa: E402
+from realtime.routing import websocket_application  # noqa: E402
+
+application = StartBackgroundMiddleware(
+    ProtocolTypeRouter(
+        {
+            "http": BodyLimitMiddleware(django_asgi_app),
+            "websocket": websocket_application,
+        }
+    )
+)
+
+start_with_daphne()
