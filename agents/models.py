@@ -119,6 +119,9 @@ class MetricPoint(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["series", "idx"], name="one_point_per_series_idx")]
 
+    def __str__(self) -> str:
+        return f"{self.series_id}#{self.idx}: {self.value} @ {self.step}"
+
 
 class MetricBlock(models.Model):
     """Min and max point of a block of ``4**level`` consecutive points of a series.
@@ -145,6 +148,9 @@ class MetricBlock(models.Model):
             models.UniqueConstraint(fields=["series", "level", "block"], name="one_block_per_series_level")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.series_id} L{self.level} #{self.block}"
+
 
 class LogLevel(models.TextChoices):
     DEBUG = "debug", "Debug"
@@ -164,6 +170,9 @@ class LogLine(models.Model):
     class Meta:
         indexes = [models.Index(fields=["run", "id"])]
 
+    def __str__(self) -> str:
+        return f"[{self.level}] {self.message[:80]}"
+
 
 class IdempotencyRecord(models.Model):
     """The first response to a report sent with an ``Idempotency-Key``."""
@@ -182,3 +191,6 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="one_record_per_run_key")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}:{self.key} ({self.state})"

@@ -46,7 +46,7 @@ def clean_run_metrics(value) -> dict:
             continue
         if key == "tokens_used":
             if isinstance(item, float) and item.is_integer():
-                item = int(item)
+                item = int(item)  # noqa: PLW2901 (normalised in place)
             if isinstance(item, bool) or not isinstance(item, int) or item < 0 or item > 2**62:
                 errors[key] = ["A whole number ≥ 0 is required."]
                 continue
@@ -59,7 +59,7 @@ def clean_run_metrics(value) -> dict:
             ):
                 errors[key] = ["A finite number ≥ 0 is required."]
                 continue
-            item = float(item)
+            item = float(item)  # noqa: PLW2901
         elif isinstance(item, float) and not math.isfinite(item):
             errors[key] = ["Numbers must be finite."]
             continue
@@ -93,7 +93,7 @@ class PlanReport(StrictFieldsMixin, serializers.Serializer):
     plan = BoundedJSONField(max_bytes=256 * 1024)
 
     def validate_plan(self, value):
-        if value is None or value == "" or value == {} or value == []:
+        if value is None or value in ("", {}, []):
             raise serializers.ValidationError("A plan is required.")
         return value
 

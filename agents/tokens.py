@@ -10,7 +10,7 @@ import secrets
 import string
 
 _ALPHABET = string.ascii_letters + string.digits
-TOKEN_PREFIX = "rt_"
+TOKEN_PREFIX = "rt_"  # noqa: S105 (a prefix, not a secret)
 
 
 def hash_token(token: str) -> str:

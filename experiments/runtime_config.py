@@ -85,7 +85,7 @@ def validate(changes: object) -> tuple[dict[str, int], dict[str, list[str]]]:
         if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
             errors[name] = ["Must be a whole number."]
             continue
-        value = int(value)
+        value = int(value)  # noqa: PLW2901
         if not key.minimum <= value <= key.maximum:
             errors[name] = [f"Must be between {key.minimum} and {key.maximum}."]
             continue

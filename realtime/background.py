@@ -29,6 +29,8 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
+from realtime.tasks import spawn
+
 logger = logging.getLogger(__name__)
 
 PRESENCE_SECONDS = 5.0
@@ -102,9 +104,9 @@ async def start_background() -> None:
     if loop in _started:
         return
     _started.add(loop)
-    loop.create_task(_every(settings.APPROVAL_SWEEP_SECONDS, expire_approvals, "approval sweep"))
-    loop.create_task(_every(PRESENCE_SECONDS, record_presence, "presence"))
-    loop.create_task(_every(PRUNE_EVERY_SECONDS, prune_old_events, "retention"))
+    spawn(_every(settings.APPROVAL_SWEEP_SECONDS, expire_approvals, "approval sweep"))
+    spawn(_every(PRESENCE_SECONDS, record_presence, "presence"))
+    spawn(_every(PRUNE_EVERY_SECONDS, prune_old_events, "retention"))
     logger.info("background work started in process %s", PROCESS_ID)
 
 
@@ -113,7 +115,11 @@ class StartBackgroundMiddleware:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if asyncio.get_running_loop() not in _started and scope["type"] in ("http", "websocket"):
+        if (
+            settings.BACKGROUND_TASKS
+            and scope["type"] in ("http", "websocket")
+            and asyncio.get_running_loop() not in _started
+        ):
             await start_background()
         return await self.app(scope, receive, send)
 
@@ -128,6 +134,7 @@ def start_with_daphne() -> None:
         return
 
     def kick():
-        asyncio.ensure_future(start_background(), loop=loop)
+        if settings.BACKGROUND_TASKS:
+            spawn(start_background(), loop=loop)
 
     reactor.callWhenRunning(kick)

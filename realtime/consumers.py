@@ -8,7 +8,6 @@ docs/websocket.md is the protocol; close codes: 4401 not authenticated, 4403 for
 4404 experiment deleted, 4408 flood, 4409 too slow to read.
 """
 
-import asyncio
 import logging
 
 from channels.db import database_sync_to_async
@@ -23,6 +22,7 @@ from realtime.messages import MessageError, decode, message_id, parse_client_mes
 from realtime.outbox import CLOSE_TOO_SLOW, Outbox
 from realtime.store import encode
 from realtime.streams import SocketStream
+from realtime.tasks import spawn
 from realtime.throttle import CLOSE_FLOOD, TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class BaseSocket(AsyncWebsocketConsumer):
     def _too_slow(self) -> None:
         logger.info("closing a socket that does not read (%s)", self.scope.get("client"))
         self.outbox.give_slow_client_time(SLOW_CLIENT_CLOSE_SECONDS)
-        asyncio.ensure_future(self.close_with(CLOSE_TOO_SLOW))
+        spawn(self.close_with(CLOSE_TOO_SLOW))
 
     @property
     def last_sent(self) -> float:
@@ -69,7 +69,7 @@ class BaseSocket(AsyncWebsocketConsumer):
 
     def send_heartbeat(self, text: str) -> None:
         if self.outbox is not None and not self.outbox.send_now(text):
-            asyncio.ensure_future(self.outbox.send(text))
+            spawn(self.outbox.send(text))
 
     async def _admit(self, text_data, bytes_data) -> object | None:
         """Rate-limit and decode a client frame; None when it was answered or refused."""
@@ -293,11 +293,10 @@ class AgentConsumer(BaseSocket):
             if self.control_state["stop_sent"]:
                 return
             self.control_state["stop_sent"] = True
-        elif action in ("approved", "rejected"):
-            if round_key is not None:
-                if self.control_state["decided_round"] == round_key:
-                    return
-                self.control_state["decided_round"] = round_key
+        elif action in ("approved", "rejected") and round_key is not None:
+            if self.control_state["decided_round"] == round_key:
+                return
+            self.control_state["decided_round"] = round_key
         await self.send_json(control)
 
     async def reconcile(self, status: str, approval: dict | None) -> None:
@@ -305,14 +304,14 @@ class AgentConsumer(BaseSocket):
         approval = approval or {}
         state = approval.get("state")
         round_key = approval.get("requested_at")
-        if state in ("approved", "rejected", "revision_requested") and round_key:
-            if self.control_state["decided_round"] != round_key:
-                control = {"type": "control", "action": "approved" if state == "approved" else "rejected"}
-                if state != "approved":
-                    control["revise"] = state == "revision_requested"
-                if approval.get("feedback"):
-                    control["feedback"] = approval["feedback"]
-                await self.push_control(control, round_key)
+        decided = state in ("approved", "rejected", "revision_requested")
+        if decided and round_key and self.control_state["decided_round"] != round_key:
+            control = {"type": "control", "action": "approved" if state == "approved" else "rejected"}
+            if state != "approved":
+                control["revise"] = state == "revision_requested"
+            if approval.get("feedback"):
+                control["feedback"] = approval["feedback"]
+            await self.push_control(control, round_key)
         if status == "stopped" or (status == "failed" and state == "timed_out"):
             await self.push_control({"type": "control", "action": "stop", "reason": "reconciled"})
 

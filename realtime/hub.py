@@ -23,6 +23,7 @@ Sockets then enforce seq order themselves (``realtime/streams.py``).
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 import weakref
@@ -44,7 +45,8 @@ from realtime.groups import (
     experiment_group,
     run_group,
 )
-from realtime.store import current_seqs, last_event_id
+from realtime.store import current_seqs, encode, last_event_id
+from realtime.tasks import spawn
 
 logger = logging.getLogger(__name__)
 
@@ -117,16 +119,11 @@ class Hub:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-            except (asyncio.CancelledError, Exception):
-                pass
         self._tasks = []
         for group in list(self.groups):
-            try:
-                await self.layer.group_discard(group, self.channel)
-            except Exception:
-                pass
+            await self._discard(group)
         self.groups.clear()
         self.channel = None
 
@@ -138,7 +135,7 @@ class Hub:
     def _leave_later(self, group: str) -> None:
         if group in self.groups:
             self.groups.discard(group)
-            asyncio.ensure_future(self._discard(group))
+            spawn(self._discard(group))
 
     async def _discard(self, group: str) -> None:
         try:
@@ -388,7 +385,7 @@ class Hub:
                 if text is None:
                     from django.utils import timezone
 
-                    text = '{"type":"heartbeat","ts":"%s"}' % format_timestamp(timezone.now())
+                    text = encode({"type": "heartbeat", "ts": format_timestamp(timezone.now())})
                 socket.send_heartbeat(text)
 
     async def sweep(self) -> None:

@@ -8,6 +8,7 @@ plain ``dict()``. Behaviour is otherwise Channels' own (capacity, expiry, groups
 """
 
 import asyncio
+import contextlib
 import time
 from copy import deepcopy
 
@@ -55,7 +56,5 @@ class InMemoryChannelLayer(ChannelsInMemoryChannelLayer):
         self._clean_expired()
         # Sequentially, without a task per member: the sends never block.
         for channel in list(self.groups.get(group, {})):
-            try:
+            with contextlib.suppress(ChannelFull):
                 await self.send(channel, message)
-            except ChannelFull:
-                pass

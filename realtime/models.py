@@ -55,6 +55,9 @@ class WsTicket(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     expires_at = models.DateTimeField(db_index=True)
 
+    def __str__(self) -> str:
+        return f"ticket for {self.user_id} until {self.expires_at:%H:%M:%S}"
+
 
 class ProcessPresence(models.Model):
     """One row per serving process, refreshed every few seconds (live socket counts)."""
@@ -65,3 +68,6 @@ class ProcessPresence(models.Model):
     connections = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(default=timezone.now)
     seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.process_id}: {self.connections} sockets"

@@ -146,8 +146,8 @@ class Outbox:
             if transport is not None and getattr(transport, "producer", None) is self:
                 try:
                     transport.unregisterProducer()
-                except Exception:  # pragma: no cover
-                    pass
+                except Exception:  # pragma: no cover - the transport is already gone
+                    logger.debug("unregisterProducer failed", exc_info=True)
 
     @property
     def queued(self) -> int:

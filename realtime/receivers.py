@@ -222,7 +222,7 @@ def on_plan_submitted(sender, run, **kwargs):
 
 
 @receiver(run_signals.plan_decided)
-def on_plan_decided(sender, run, approved, feedback, revise, by, **kwargs):
+def on_plan_decided(sender, *, run, approved, feedback, revise, by, **kwargs):
     if approved:
         _run_event(run, "plan_approved", status=run.status, feedback=feedback, by=_username(by))
         control = {"action": "approved"}

@@ -15,7 +15,6 @@ Everything here runs on the event loop; the event store is read through
 ``database_sync_to_async`` around the small functions of ``realtime/replay.py``.
 """
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from channels.db import database_sync_to_async
 
 from realtime import replay, snapshot
 from realtime.store import encode
+from realtime.tasks import spawn
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +38,7 @@ class Subscription:
     def matches(self, message: dict) -> bool:
         if self.run_ids is not None and message["run_id"] not in self.run_ids:
             return False
-        if self.event_types is not None and message["event_type"] not in self.event_types:
-            return False
-        return True
+        return self.event_types is None or message["event_type"] in self.event_types
 
 
 class SocketStream:
@@ -143,7 +141,7 @@ class SocketStream:
     def _start_drain(self) -> None:
         if not self._draining and self._holds == 0:
             self._draining = True
-            asyncio.ensure_future(self._drain())
+            spawn(self._drain())
 
     async def _drain(self) -> None:
         """Process ``pending`` in order, repairing gaps from the store, until it is empty.

@@ -17,7 +17,7 @@ env = environ.Env()
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 
 # A development key is only acceptable while DEBUG is on; production must bring its own.
-_DEV_SECRET_KEY = "dev-insecure-research-engine-key-change-me-in-production-0123456789"
+_DEV_SECRET_KEY = "dev-insecure-research-engine-key-change-me-in-production-0123456789"  # noqa: S105
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=_DEV_SECRET_KEY if DEBUG else "")
 if not SECRET_KEY:
     from django.core.exceptions import ImproperlyConfigured
@@ -310,6 +310,8 @@ REALTIME = {
 
 # Approvals are checked this often; a timed-out plan fails within a few seconds.
 APPROVAL_SWEEP_SECONDS = env.float("APPROVAL_SWEEP_SECONDS", default=1.0)
+# Per-process background work (realtime/background.py); tests start it when they need it.
+BACKGROUND_TASKS = env.bool("BACKGROUND_TASKS", default=True)
 
 RESEARCH_ENGINE_VERSION = "1.0.0"
 

@@ -102,7 +102,7 @@ class ProgressView(ReportView):
     kind = "progress"
 
     @_report_schema(
-        "progress", SERIALIZERS["progress"], RunSerializer, "Report progress (0–100), action, metrics"
+        "progress", SERIALIZERS["progress"], RunSerializer, "Report progress (0-100), action, metrics"
     )
     def post(self, request, run_id):
         return super().post(request, run_id)

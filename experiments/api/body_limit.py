@@ -58,6 +58,7 @@ class BodyLimitMiddleware:
         await self.app(scope, limited_receive, tracking_send)
         if refused and not sent_start:
             await self._refuse(send, limit)
+        return None
 
     @staticmethod
     async def _refuse(send, limit: int) -> None:

@@ -6,6 +6,7 @@ an HTML page for browsers on the dashboard.
 """
 
 import logging
+import math
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
@@ -108,7 +109,9 @@ def exception_handler(exc, context):
         # A bug. Log it with its traceback, and answer the envelope even with DEBUG on.
         request = context.get("request")
         logger.error(
-            "Unhandled error in %s %s", getattr(request, "method", "?"), getattr(request, "path", "?"),
+            "Unhandled error in %s %s",
+            getattr(request, "method", "?"),
+            getattr(request, "path", "?"),
             exc_info=exc,
         )
         set_rollback()
@@ -118,7 +121,7 @@ def exception_handler(exc, context):
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header
     if getattr(exc, "wait", None) is not None:
-        headers["Retry-After"] = "%d" % max(1, int(exc.wait + 0.999))
+        headers["Retry-After"] = str(max(1, math.ceil(exc.wait)))
 
     if isinstance(exc, exceptions.ValidationError):
         body = validation_body(exc.detail)

@@ -87,7 +87,7 @@ class MetricsView(APIView):
             OpenApiParameter("name", str, description="Only this metric."),
             OpenApiParameter("run", str, description="Only this run (`run_…`)."),
             OpenApiParameter(
-                "max_points", int, description=f"2–{MAX_POINTS_LIMIT}, default {DEFAULT_MAX_POINTS}."
+                "max_points", int, description=f"2-{MAX_POINTS_LIMIT}, default {DEFAULT_MAX_POINTS}."
             ),
         ],
         responses={200: MetricsBody, **error_responses(400, 401, 404, 406, 429)},

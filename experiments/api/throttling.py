@@ -7,6 +7,7 @@ DRF's list of timestamps per client, and it smooths the burst a fixed window all
 its edge. Rates come from the runtime config, so a change applies at once.
 """
 
+import contextlib
 import math
 import time
 
@@ -68,10 +69,8 @@ class ResearchRateThrottle(BaseThrottle):
         if previous * weight + current <= limit:
             return True
         # A refused request does not count against the client.
-        try:
+        with contextlib.suppress(ValueError):
             cache.decr(base + str(window))
-        except ValueError:
-            pass
         self._wait = self._seconds_until_allowed(previous, current, limit, elapsed)
         return False
 
