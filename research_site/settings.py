@@ -109,6 +109,7 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.post
         "timeout": 10,
     }
     if "TEST" not in _db:
+        # Several test runs may share one server (parallel sessions): name yours.
         _db["TEST"] = {"NAME": env.str("DATABASE_TEST_NAME", default="test_research_engine")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
