@@ -1,11 +1,14 @@
-"""Small factories for tests: users, experiments with runs, API clients."""
+"""Small factories for tests: users, experiments and runs in any status, API clients."""
 
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from agents import approval, reporting
+from agents import lifecycle as run_lifecycle
+from agents.models import RunStatus
 from experiments import lifecycle
-from experiments.models import Membership
+from experiments.models import ExperimentStatus, Membership
 
 PASSWORD = "correct-horse-battery"
 
@@ -61,4 +64,56 @@ def started_experiment(owner, **kwargs):
     experiment = lifecycle.start_experiment(experiment=experiment, by=owner)
     for item in issued:
         item.run.refresh_from_db()
+    return experiment, issued
+
+
+def make_running(run):
+    """The run's first report moves it from starting to running."""
+    return reporting.record_progress(run=run, progress_percent=10.0, current_action="working")
+
+
+def run_in_status(owner, status: str, **kwargs):
+    """A run of a two-run experiment driven to ``status`` through the services.
+
+    The other run stays unfinished, so the experiment is still running (or created for a
+    pending run). Returns (experiment, run, token).
+    """
+    if status == RunStatus.PENDING:
+        experiment, issued = make_experiment(owner, **kwargs)
+    else:
+        experiment, issued = started_experiment(owner, **kwargs)
+    run, token = issued[0].run, issued[0].token
+    if status in (RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL, RunStatus.COMPLETED, RunStatus.FAILED):
+        run = make_running(run)
+    if status == RunStatus.AWAITING_APPROVAL:
+        run = approval.submit_plan(run=run, plan={"steps": ["read", "write"]})
+    elif status == RunStatus.COMPLETED:
+        run = reporting.complete(run=run, result={"answer": 42})
+    elif status == RunStatus.FAILED:
+        run = reporting.report_failure(run=run, error="boom")
+    elif status == RunStatus.STOPPED:
+        run = run_lifecycle.stop_run(run=run, by=owner)
+    run.refresh_from_db()
+    experiment.refresh_from_db()
+    return experiment, run, token
+
+
+def experiment_in_status(owner, status: str, **kwargs):
+    """An experiment driven to ``status`` through the services; returns (experiment, issued)."""
+    if status == ExperimentStatus.CREATED:
+        return make_experiment(owner, **kwargs)
+    experiment, issued = started_experiment(owner, **kwargs)
+    if status == ExperimentStatus.STOPPED:
+        lifecycle.stop_experiment(experiment=experiment, by=owner)
+    elif status in (ExperimentStatus.COMPLETED, ExperimentStatus.FAILED):
+        for item in issued:
+            run = make_running(item.run)
+            if status == ExperimentStatus.COMPLETED:
+                reporting.complete(run=run)
+            else:
+                reporting.report_failure(run=run, error="boom")
+    experiment.refresh_from_db()
+    for item in issued:
+        item.run.refresh_from_db()
+    assert experiment.status == status
     return experiment, issued
