@@ -22,6 +22,8 @@ def _fresh_process_state(settings):
     Background work (approval sweep, presence, retention) is off unless a test starts it.
     """
     settings.BACKGROUND_TASKS = False
+    # A deliberately slow password hash costs ~0.3 s per user; tests need no strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
     runtime_config.invalidate()
     services.reset_channel_layer()
