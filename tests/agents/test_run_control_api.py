@@ -99,17 +99,6 @@ def test_stop_of_an_unfinished_run_is_200_and_stopped(client_for, alice, status)
     assert event.data["reason"] == "operator"
 
 
-@pytest.mark.parametrize("status", [RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.STOPPED])
-def test_stop_of_a_finished_run_is_409(client_for, alice, status):
-    experiment, run, _token = run_in_status(alice, status)
-    before = last_event(experiment).seq
-    response = client_for(alice).post(f"{URL}/{run.public_id}/stop")
-    assert response.status_code == 409
-    assert response.json()["error"] == "conflict"
-    assert AgentRun.objects.get(pk=run.pk).status == status
-    assert last_event(experiment).seq == before
-
-
 def test_stopped_run_gets_409_for_its_later_reports(client_for, alice):
     _experiment, run, token = run_in_status(alice, RunStatus.RUNNING)
     client_for(alice).post(f"{URL}/{run.public_id}/stop")
@@ -227,16 +216,6 @@ def test_retry_of_a_run_stopped_before_the_start_stays_pending(client_for, alice
     assert response.json()["status"] == "pending"
     experiment.refresh_from_db()
     assert experiment.status == "created"
-
-
-@pytest.mark.parametrize("status", [*UNFINISHED, RunStatus.COMPLETED])
-def test_retry_of_a_run_not_failed_or_stopped_is_409(client_for, alice, status):
-    _experiment, run, _token = run_in_status(alice, status)
-    count = AgentRun.objects.count()
-    response = client_for(alice).post(f"{URL}/{run.public_id}/retry")
-    assert response.status_code == 409
-    assert response.json()["error"] == "conflict"
-    assert AgentRun.objects.count() == count
 
 
 def test_a_run_is_retried_once_then_its_latest_attempt_is(client_for, alice):
