@@ -14,11 +14,6 @@ URL = "/api/research/agents"
 UNFINISHED = [RunStatus.PENDING, RunStatus.STARTING, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL]
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def last_event(experiment) -> Event:
     return Event.objects.filter(experiment_id=experiment.public_id).order_by("-seq").first()
 
