@@ -13,6 +13,7 @@ session: explicit credentials that fail are never silently replaced. Consumers a
 anonymous socket and close it with 4401, so the client sees why.
 """
 
+from importlib import import_module
 from urllib.parse import parse_qs, urlsplit
 
 from channels.auth import get_user
@@ -20,6 +21,8 @@ from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.http.cookie import parse_cookie
+from django.http.request import split_domain_port, validate_host
 
 from experiments.api.authentication import user_for_token_key
 from realtime.tickets import consume_ticket
@@ -33,11 +36,19 @@ def header(scope, name: bytes) -> str | None:
 
 
 def query_param(scope, name: str) -> str | None:
-    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
+    """The first value of a query parameter; ``""`` when present but blank (``?since=``)."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    values = parse_qs(query, keep_blank_values=True).get(name)
     return values[0] if values else None
 
 
 def origin_allowed(scope) -> bool:
+    """No Origin, an origin in ``CORS_ALLOWED_ORIGINS``, or the site's own host.
+
+    "Own host" is the ``Host`` the request came to, and only when that host is one the
+    site answers to (``ALLOWED_HOSTS``): a page on a rebound DNS name sends matching
+    Origin and Host headers, and is still foreign.
+    """
     origin = header(scope, b"origin")
     if origin is None:
         return True
@@ -47,8 +58,11 @@ def origin_allowed(scope) -> bool:
     parts = urlsplit(origin)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return False  # "null" and other opaque origins are foreign
-    host = header(scope, b"host")
-    return host is not None and parts.netloc.lower() == host.strip().lower()
+    host = (header(scope, b"host") or "").strip().lower()
+    if not host or parts.netloc.lower() != host:
+        return False
+    domain, _port = split_domain_port(host)
+    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
 
 
 class OriginCheckMiddleware:
@@ -87,11 +101,28 @@ async def resolve_user(scope):
         if scheme.lower() == "bearer":
             # A run token: it authenticates an agent on its own socket, not a user.
             return AnonymousUser()
-    if "session" in scope:
-        user = await get_user(scope)
+    session = scope.get("session") or session_from_cookie(scope)
+    if session is not None:
+        user = await get_user({**scope, "session": session})
         if user is not None and user.is_authenticated and user.is_active:
             return user
     return AnonymousUser()
+
+
+def session_from_cookie(scope):
+    """The Django session named by the request's cookie (loaded lazily), or None.
+
+    Read here rather than through Channels' ``SessionMiddleware``, which wraps ``send``
+    to save sessions: the consumers need daphne's own ``send`` for flow control and the
+    fast path (``realtime/outbox.py``), and never write to the session.
+    """
+    cookie = header(scope, b"cookie")
+    if not cookie:
+        return None
+    key = parse_cookie(cookie).get(settings.SESSION_COOKIE_NAME)
+    if not key:
+        return None
+    return import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
 
 
 class SocketAuthMiddleware(BaseMiddleware):

@@ -1,7 +1,10 @@
-"""WebSocket routes, behind the origin check, sessions and socket authentication."""
+"""WebSocket routes, behind the origin check and socket authentication.
+
+No Channels session middleware: it wraps ``send``, and the consumers need daphne's own
+(realtime/outbox.py). ``SocketAuthMiddleware`` reads the session cookie itself.
+"""
 
 from channels.routing import URLRouter
-from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.urls import re_path
 
 from realtime.auth import OriginCheckMiddleware, SocketAuthMiddleware
@@ -22,6 +25,4 @@ websocket_urlpatterns = [
     re_path(r"", unknown_path),
 ]
 
-websocket_application = OriginCheckMiddleware(
-    CookieMiddleware(SessionMiddleware(SocketAuthMiddleware(URLRouter(websocket_urlpatterns))))
-)
+websocket_application = OriginCheckMiddleware(SocketAuthMiddleware(URLRouter(websocket_urlpatterns)))
