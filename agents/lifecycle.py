@@ -21,8 +21,16 @@ from experiments.models import Experiment, ExperimentStatus
 
 
 def lock_run(run: AgentRun) -> AgentRun:
-    """Re-read the run (and its experiment) under a row lock."""
-    return AgentRun.objects.select_for_update().select_related("experiment").get(pk=run.pk)
+    """Re-read the run under a row lock, taking its experiment's lock first.
+
+    Every transition locks the experiment before any of its runs (``stop_experiment``
+    locks the experiment, then each unfinished run). Locking both in one joined query
+    takes the two rows in whatever order the plan reads them, so a report racing a stop
+    could wait on the stop while the stop waits on it: PostgreSQL aborts one as a deadlock.
+    """
+    experiment_id = run.experiment_id or AgentRun.objects.values_list("experiment_id", flat=True).get(pk=run.pk)
+    Experiment.objects.select_for_update().only("pk").get(pk=experiment_id)
+    return AgentRun.objects.select_for_update(of=("self",)).select_related("experiment").get(pk=run.pk)
 
 
 def begin_report(run: AgentRun, *, kind: str) -> AgentRun:
