@@ -1,5 +1,11 @@
-"""OpenAPI pieces shared by every view: the error envelope and its responses."""
+"""OpenAPI pieces shared by every view: the error envelope and its responses, and how
+the project's own auth class and fields appear in the schema.
 
+Every API module imports this one, so the extensions below are registered before the
+schema is generated (``manage.py spectacular --validate --fail-on-warn`` stays clean).
+"""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
@@ -47,3 +53,36 @@ def error_responses(*codes: int) -> dict:
 
 def inline(name: str, fields: dict):
     return inline_serializer(name=name, fields=fields)
+
+
+class RunTokenScheme(OpenApiAuthenticationExtension):
+    """``Authorization: Bearer <run token>``: an agent reporting on its own run."""
+
+    target_class = "agents.api.authentication.RunTokenAuthentication"
+    name = "runToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The run's own token, shown once when the run is created or re-issued.",
+        }
+
+
+class RunMetricsFieldSchema(OpenApiSerializerFieldExtension):
+    """A run's metrics: three known numbers and free keys of scalar values."""
+
+    target_class = "agents.reports.RunMetricsField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        scalar = {"oneOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}], "nullable": True}
+        return {
+            "type": "object",
+            "properties": {
+                "tokens_used": {"type": "integer", "minimum": 0},
+                "cost": {"type": "number", "minimum": 0},
+                "elapsed_time": {"type": "number", "minimum": 0},
+            },
+            "additionalProperties": scalar,
+            "maxProperties": 50,
+        }
