@@ -89,9 +89,7 @@ def _decide(*, run: AgentRun, by, approved: bool, feedback: str, revise: bool) -
         )
         return run
     run.save(update_fields=["approval", "approval_deadline", "updated_at"])
-    signals.plan_decided.send(
-        sender=AgentRun, run=run, approved=False, feedback=feedback, revise=False, by=by
-    )
+    signals.plan_decided.send(sender=AgentRun, run=run, approved=False, feedback=feedback, revise=False, by=by)
     finish(run, status=RunStatus.STOPPED, stop_reason="plan_rejected")
     signals.run_stopped.send(sender=AgentRun, run=run, reason="plan_rejected", by=by)
     experiment_lifecycle.finish_if_done(experiment=run.experiment)

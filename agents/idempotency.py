@@ -40,9 +40,13 @@ def _envelope(code: str, detail: str) -> dict:
     return {"error": code, "detail": detail}
 
 
-def run_once(
-    *, run, key: str | None, fingerprint: str, compute: Callable[[], tuple[int, dict]]
-) -> tuple[int, dict]:
+def _in_flight(detail: str) -> dict:
+    # Still a 409 ``conflict``, marked so that a client can tell "retry in a moment" from
+    # "the run is no longer active" (which it must not retry).
+    return {**_envelope("conflict", detail), "in_flight": True}
+
+
+def run_once(*, run, key: str | None, fingerprint: str, compute: Callable[[], tuple[int, dict]]) -> tuple[int, dict]:
     if key is None:
         return compute()
     problem = key_problem(key)
@@ -74,7 +78,7 @@ def _existing(run, key: str, fingerprint: str) -> tuple[int, dict] | None:
     """The answer for a key already used, or None when a stale claim was taken over."""
     record = IdempotencyRecord.objects.filter(run_id=run.pk, key=key).first()
     if record is None:  # released between our insert and this read: the client retries
-        return 409, _envelope("conflict", "A request with this Idempotency-Key is in flight; retry.")
+        return 409, _in_flight("A request with this Idempotency-Key is in flight; retry.")
     if record.request_hash != fingerprint:
         return 422, _envelope("unprocessable", "This Idempotency-Key was already used with a different body.")
     if record.state == IdempotencyRecord.State.DONE:
@@ -85,7 +89,7 @@ def _existing(run, key: str, fingerprint: str) -> tuple[int, dict] | None:
     ).update(created_at=timezone.now())
     if taken:
         return None
-    return 409, _envelope("conflict", "A request with this Idempotency-Key is still in flight.")
+    return 409, _in_flight("A request with this Idempotency-Key is still in flight; retry.")
 
 
 def prune_records(*, now=None) -> int:

@@ -52,9 +52,7 @@ def append_logs(*, run: AgentRun, lines: list[dict]) -> int:
     rows = [(run.pk, line["level"], line["message"], line["timestamp"] or now) for line in lines]
     table = LogLine._meta.db_table
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {table} (run_id, level, message, timestamp) VALUES (%s, %s, %s, %s)", rows
-        )
+        cursor.executemany(f"INSERT INTO {table} (run_id, level, message, timestamp) VALUES (%s, %s, %s, %s)", rows)
     stored = [{"level": r[1], "message": r[2], "timestamp": r[3]} for r in rows]
     signals.logs_appended.send(sender=AgentRun, run=run, lines=stored, count=len(stored))
     return len(rows)

@@ -51,12 +51,7 @@ def clean_run_metrics(value) -> dict:
                 errors[key] = ["A whole number ≥ 0 is required."]
                 continue
         elif key in ("cost", "elapsed_time"):
-            if (
-                isinstance(item, bool)
-                or not isinstance(item, (int, float))
-                or not math.isfinite(item)
-                or item < 0
-            ):
+            if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item) or item < 0:
                 errors[key] = ["A finite number ≥ 0 is required."]
                 continue
             item = float(item)  # noqa: PLW2901

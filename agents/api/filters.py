@@ -7,7 +7,11 @@ from experiments.models import Experiment
 
 
 def _visible_experiments(request):
+    from agents.api.authentication import RunAgent
+
     user = getattr(request, "user", None)
+    if isinstance(user, RunAgent):  # an agent reading its own run
+        return Experiment.objects.filter(pk=user.run.experiment_id)
     return Experiment.objects.visible_to(user) if user is not None else Experiment.objects.none()
 
 

@@ -50,9 +50,7 @@ LogLineSerializer = inline_serializer(
         "timestamp": serializers.DateTimeField(required=False),
     },
 )
-LogsReport = inline_serializer(
-    "LogsReport", {"lines": serializers.ListField(child=LogLineSerializer, max_length=1000)}
-)
+LogsReport = inline_serializer("LogsReport", {"lines": serializers.ListField(child=LogLineSerializer, max_length=1000)})
 LogPage = inline_serializer(
     "LogPage",
     {
@@ -101,9 +99,7 @@ def _report_schema(kind: str, request, response, summary: str):
 class ProgressView(ReportView):
     kind = "progress"
 
-    @_report_schema(
-        "progress", SERIALIZERS["progress"], RunSerializer, "Report progress (0-100), action, metrics"
-    )
+    @_report_schema("progress", SERIALIZERS["progress"], RunSerializer, "Report progress (0-100), action, metrics")
     def post(self, request, run_id):
         return super().post(request, run_id)
 
@@ -155,9 +151,7 @@ class LogsView(ReportView):
                 raise ValidationError({"after": ["A whole number ≥ 0 is required."]})
             lines = lines.filter(id__gt=int(after))
         paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(
-            lines.values("id", "level", "message", "timestamp"), request, view=self
-        )
+        page = paginator.paginate_queryset(lines.values("id", "level", "message", "timestamp"), request, view=self)
         for line in page:
             line["timestamp"] = format_timestamp(line["timestamp"])
         return paginator.get_paginated_response(page)

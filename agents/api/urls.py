@@ -10,9 +10,6 @@ router = SimpleRouter(trailing_slash=False)
 router.register("agents", RunViewSet, basename="agent")
 
 urlpatterns = [
-    *[
-        path(f"agents/<str:run_id>/{kind}", view.as_view(), name=f"agent-{kind}")
-        for kind, view in REPORT_VIEWS.items()
-    ],
+    *[path(f"agents/<str:run_id>/{kind}", view.as_view(), name=f"agent-{kind}") for kind, view in REPORT_VIEWS.items()],
     *router.urls,
 ]

@@ -1,15 +1,20 @@
 """Agent runs over REST for operators: list, detail, stop, retry, token re-issue.
 
-The agent's own reports are in ``agents/api/reporting.py``.
+The agent's own reports are in ``agents/api/reporting.py``. An agent may also read its
+own run here with its run token (``GET agents/{run_id}``): that is how the agent client
+learns a plan decision when its socket is down. Nothing else here takes a run token.
 """
 
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from agents import approval, lifecycle
+from agents.api.authentication import RunAgent, RunTokenAuthentication
 from agents.api.filters import RunFilter
 from agents.api.serializers import (
     ApprovalSerializer,
@@ -20,6 +25,7 @@ from agents.api.serializers import (
     run_representation,
 )
 from agents.models import AgentRun
+from experiments.api.authentication import UserTokenAuthentication
 from experiments.api.permissions import ACTION_ROLES, require_role, role_allows
 from experiments.api.schema import error_responses
 from experiments.api.serializers import BulkResultsSerializer
@@ -28,6 +34,8 @@ from experiments.models import Experiment
 
 
 def runs_for(user):
+    if isinstance(user, RunAgent):
+        return AgentRun.objects.filter(pk=user.run.pk).select_related("experiment", "retry_of")
     return AgentRun.objects.filter(experiment__in=Experiment.objects.visible_to(user)).select_related(
         "experiment", "retry_of"
     )
@@ -38,9 +46,7 @@ def runs_for(user):
         summary="List the runs of the experiments you may see",
         responses={200: RunSerializer(many=True), **error_responses(400, 401, 406, 429)},
     ),
-    retrieve=extend_schema(
-        summary="One run", responses={200: RunSerializer, **error_responses(401, 404, 406, 429)}
-    ),
+    retrieve=extend_schema(summary="One run", responses={200: RunSerializer, **error_responses(401, 404, 406, 429)}),
 )
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = RunSerializer
@@ -49,6 +55,13 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     lookup_value_regex = "[^/]+"
     filter_backends = [DjangoFilterBackend]
     filterset_class = RunFilter
+    # The user token first: its WWW-Authenticate header makes "no credentials" a 401.
+    authentication_classes = [UserTokenAuthentication, SessionAuthentication, RunTokenAuthentication]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if isinstance(request.user, RunAgent) and self.action != "retrieve":
+            raise PermissionDenied("A run token may only read its own run; operators act with a user token.")
 
     def get_queryset(self):
         return runs_for(self.request.user).order_by("created_at", "id")

@@ -11,6 +11,7 @@ from agents.models import AgentRun
 from experiments.models import Experiment, Role
 from realtime.models import Event
 from tests.factories import agent_client, make_experiment, started_experiment
+from tests.live import daphne_server, live_database_template, shared_daphne_server  # noqa: F401 (fixtures)
 
 
 @dataclass

@@ -139,6 +139,7 @@ def test_a_duplicate_while_the_first_is_in_flight_is_409(agent):
 
     assert response.status_code == 409
     assert response.json()["error"] == "conflict"
+    assert response.json()["in_flight"] is True  # "retry", unlike a run that is over
     assert MetricPoint.objects.count() == 0
 
 

@@ -143,3 +143,17 @@ def test_a_refused_token_is_not_echoed_in_the_response(agent):
 
     assert response.status_code == 401
     assert "rt_secretguess123" not in response.content.decode()
+
+
+def test_a_runs_token_reads_its_own_run_and_no_other(agent, other_agent):
+    client = agent_client(agent.token)
+
+    own = client.get(f"/api/research/agents/{agent.id}")
+    other = client.get(f"/api/research/agents/{other_agent.id}")
+    listing = client.get("/api/research/agents")
+
+    assert own.status_code == 200
+    assert own.json()["id"] == agent.id
+    assert "token" not in own.json()
+    assert other.status_code == 404
+    assert listing.status_code == 403
