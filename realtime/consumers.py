@@ -42,13 +42,15 @@ class BaseSocket(AsyncWebsocketConsumer):
     outbox: Outbox | None = None
     closing = False
 
-    def _open_outbox(self) -> None:
+    async def _open_outbox(self) -> None:
+        # The runtime config may need a database read: never on the event loop.
+        rate = await database_sync_to_async(runtime_config.get)("ws_messages_per_second")
+        self.bucket = TokenBucket(rate)
         self.outbox = Outbox(
             self.base_send,
             max_queue=settings.REALTIME["MAX_OUTGOING_QUEUE"],
             on_overflow=self._too_slow,
         )
-        self.bucket = TokenBucket(runtime_config.get("ws_messages_per_second"))
 
     async def send_json(self, payload: dict) -> None:
         await self.outbox.send(encode(payload))
@@ -66,6 +68,10 @@ class BaseSocket(AsyncWebsocketConsumer):
     @property
     def last_sent(self) -> float:
         return self.outbox.last_sent if self.outbox else float("inf")
+
+    def set_message_rate(self, rate_per_second: float) -> None:
+        if self.outbox is not None:
+            self.bucket.set_rate(rate_per_second)
 
     def send_heartbeat(self, text: str) -> None:
         if self.outbox is not None and not self.outbox.send_now(text):
@@ -111,14 +117,14 @@ class DashboardConsumer(BaseSocket):
         experiment_id = self.scope["url_route"]["kwargs"].get("experiment_id")
         multiplexed = experiment_id is None
         await self.accept()
-        self._open_outbox()
+        await self._open_outbox()
         hub = get_hub()
         self.stream = SocketStream(
             user=user, outbox=self.outbox, hub=hub, multiplexed=multiplexed, on_forbidden=self._forbidden
         )
-        await hub.add_socket(self, multiplexed=multiplexed)
+        await hub.add_socket(self)
         if multiplexed:
-            await self._open_global()
+            await self.stream.open_global()
             return
         since = self._query_param("since")
         if not await self.stream.open_experiment_path(experiment_id, since):
@@ -135,15 +141,6 @@ class DashboardConsumer(BaseSocket):
         from realtime.auth import query_param
 
         return query_param(self.scope, name)
-
-    async def _open_global(self) -> None:
-        stream = self.stream
-        stream._hold()
-        try:
-            body = await database_sync_to_async(snapshot.global_snapshot)(self.scope["user"])
-            await self.send_json(body)
-        finally:
-            await stream._release()
 
     async def receive(self, text_data=None, bytes_data=None):
         data = await self._admit(text_data, bytes_data)
@@ -190,9 +187,7 @@ class DashboardConsumer(BaseSocket):
             await self.send_json(reply)
 
     async def _forbidden(self, experiment_id: str, deleted: bool) -> None:
-        detail = (
-            "The experiment was deleted." if deleted else "You are no longer a member of this experiment."
-        )
+        detail = "The experiment was deleted." if deleted else "You are no longer a member of this experiment."
         await self.send_json(
             {
                 "type": "error",
@@ -207,7 +202,7 @@ class DashboardConsumer(BaseSocket):
     async def cleanup(self) -> None:
         if self.stream is not None:
             self.stream.close()
-            self.stream.hub.remove_socket(self)
+            self.stream.hub.remove_socket(self, system_stream=self.stream)
         await super().cleanup()
 
 
@@ -230,7 +225,7 @@ class AgentConsumer(BaseSocket):
             self.closing = True
             return
         self.run_pk, self.run_id = run.pk, run.public_id
-        self._open_outbox()
+        await self._open_outbox()
         self.control_state = {"stop_sent": False, "decided_round": None}
         self.hub = get_hub()
         await self.hub.attach_agent(self, run_id)

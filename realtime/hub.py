@@ -11,30 +11,24 @@ The hub also makes the stream exact at the process level before sockets see it:
 
 * per experiment it remembers the last seq it delivered; duplicates are dropped and a
   gap is filled from the event store before the later event goes out;
-* every ``SWEEP_SECONDS`` it compares the stored seq of each followed experiment with
-  what it delivered, and the newest stored event id with the newest it saw. What stays
-  missing for two sweeps in a row was dropped by the layer with nothing after it, and is
-  read from the store and delivered. That costs two indexed queries per process per
-  sweep, however many sockets are open (docs/BENCHMARKS.md has the figures);
-* it sends heartbeats to sockets silent for ``HEARTBEAT_SECONDS``;
-* it repairs control messages an agent socket missed, from the run's stored state.
+* a periodic sweep (``realtime/sweep.py``) finds what the layer dropped with nothing
+  after it, and sends heartbeats;
+* membership changes and deletions reach the open sockets they concern at once.
 
 Sockets then enforce seq order themselves (``realtime/streams.py``).
 """
 
 import asyncio
 import contextlib
+import json
 import logging
-import time
 import weakref
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from django.conf import settings
 
 from experiments import runtime_config
-from experiments.timestamps import format_timestamp
 from realtime import replay, snapshot
 from realtime.groups import (
     ACCESS_MESSAGE,
@@ -45,10 +39,14 @@ from realtime.groups import (
     experiment_group,
     run_group,
 )
-from realtime.store import current_seqs, encode, last_event_id
+from realtime.store import current_seqs, last_event_id
+from realtime.sweep import Sweeper
 from realtime.tasks import spawn
 
 logger = logging.getLogger(__name__)
+
+# System events have no seq: the hub remembers the ids of the latest ones it delivered.
+RECENT_SYSTEM_EVENTS = 1000
 
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
 
@@ -82,18 +80,17 @@ class Hub:
         self._tasks: list[asyncio.Task] = []
         self.experiment_sockets: dict[str, set] = defaultdict(set)
         self.global_sockets: set = set()
-        self.multiplexed_sockets: set = set()
+        self.multiplexed_sockets: set = set()  # streams on /ws/research/: system events
         self.agent_sockets: dict[str, set] = defaultdict(set)
         self.sockets: set = set()  # every local dashboard and agent socket
         self.groups: set[str] = set()
         self.delivered: dict[str, int] = {}
-        self.max_seen_id = 0
-        self.system_last_id = 0
         self.global_joined_id: int | None = None
+        self.started_at_id = 0
+        self.system_delivered: OrderedDict[int, None] = OrderedDict()
         self._viewers: dict[str, frozenset | None] = {}
         self._viewer_versions: dict[str, int] = defaultdict(int)
-        self._lagging: dict[str, int] = {}
-        self._lagging_id: int | None = None
+        self.sweeper = Sweeper(self)
         self.events_delivered = 0
         self.repairs = 0
 
@@ -105,14 +102,15 @@ class Hub:
         async with self._start_lock:
             if self.channel is not None:
                 return
-            self.channel = await self.layer.new_channel(prefix="hub.")
+            channel = await self.layer.new_channel(prefix="hub.")
+            self.started_at_id = await database_sync_to_async(last_event_id)()
+            self.sweeper.start_window(self.started_at_id)
+            self.channel = channel
             await self._join(SYSTEM_GROUP)
-            self.system_last_id = await database_sync_to_async(last_event_id)()
-            self.max_seen_id = self.system_last_id
             loop = asyncio.get_running_loop()
             self._tasks = [
                 loop.create_task(self._receive_loop(), name="realtime-hub-receive"),
-                loop.create_task(self._tick_loop(), name="realtime-hub-tick"),
+                loop.create_task(self.sweeper.run(), name="realtime-hub-sweep"),
             ]
 
     async def stop(self) -> None:
@@ -135,7 +133,16 @@ class Hub:
     def _leave_later(self, group: str) -> None:
         if group in self.groups:
             self.groups.discard(group)
-            spawn(self._discard(group))
+            spawn(self._discard_unless_rejoined(group))
+
+    async def _discard_unless_rejoined(self, group: str) -> None:
+        # A socket may follow the group again before this runs, or while the layer
+        # discards: the hub must end up a member whenever the group is in ``groups``.
+        if group in self.groups:
+            return
+        await self._discard(group)
+        if group in self.groups:
+            await self.layer.group_add(group, self.channel)
 
     async def _discard(self, group: str) -> None:
         try:
@@ -143,13 +150,26 @@ class Hub:
         except Exception:
             logger.debug("group_discard %s failed", group, exc_info=True)
 
+    async def rejoin(self) -> None:
+        """Join every group again: Redis forgets members after ``group_expiry`` or a restart,
+        and the in-memory layer drops a channel whose messages expired."""
+        for group in list(self.groups):
+            try:
+                await self.layer.group_add(group, self.channel)
+            except Exception:
+                logger.debug("rejoin %s failed", group, exc_info=True)
+                return
+
     # Registration ----------------------------------------------------------------------
 
-    async def add_socket(self, socket, *, multiplexed: bool) -> None:
+    async def add_socket(self, socket) -> None:
+        """Register a local socket (heartbeats, counts, message rate)."""
         await self.ensure_started()
         self.sockets.add(socket)
-        if multiplexed:
-            self.multiplexed_sockets.add(socket)
+
+    def follow_system(self, stream) -> None:
+        """A stream on ``/ws/research/``: it takes system events."""
+        self.multiplexed_sockets.add(stream)
 
     async def attach_experiment(self, stream, experiment_id: str) -> None:
         await self.ensure_started()
@@ -171,6 +191,8 @@ class Hub:
                 self._leave_later(experiment_group(experiment_id))
                 if not self.global_sockets:
                     self.delivered.pop(experiment_id, None)
+                    # Access changes no longer reach this process for it.
+                    self._viewers.pop(experiment_id, None)
 
     async def attach_global(self, stream) -> None:
         await self.ensure_started()
@@ -181,12 +203,15 @@ class Hub:
 
     def detach_global(self, stream) -> None:
         self.global_sockets.discard(stream)
-        if not self.global_sockets:
+        if not self.global_sockets and GLOBAL_GROUP in self.groups:
             self._leave_later(GLOBAL_GROUP)
             self.global_joined_id = None
             for experiment_id in list(self.delivered):
                 if experiment_id not in self.experiment_sockets:
                     del self.delivered[experiment_id]
+            for experiment_id in list(self._viewers):
+                if experiment_id not in self.experiment_sockets:
+                    del self._viewers[experiment_id]
 
     async def attach_agent(self, socket, run_id: str) -> None:
         await self.ensure_started()
@@ -209,9 +234,9 @@ class Hub:
         if stream in self.global_sockets:
             self.detach_global(stream)
 
-    def remove_socket(self, socket) -> None:
+    def remove_socket(self, socket, *, system_stream=None) -> None:
         self.sockets.discard(socket)
-        self.multiplexed_sockets.discard(socket)
+        self.multiplexed_sockets.discard(system_stream)
 
     @property
     def local_connections(self) -> int:
@@ -219,13 +244,20 @@ class Hub:
 
     # Who may see an experiment ---------------------------------------------------------
 
+    def _hears_access_changes(self, experiment_id: str) -> bool:
+        return GLOBAL_GROUP in self.groups or experiment_group(experiment_id) in self.groups
+
     async def viewers(self, experiment_id: str) -> frozenset | None:
-        """Member user ids (None: no such experiment), cached until access changes."""
+        """Member user ids (None: no such experiment).
+
+        Cached only while this process is in a group that carries the experiment's access
+        changes; otherwise a membership change could not reach the cache.
+        """
         if experiment_id in self._viewers:
             return self._viewers[experiment_id]
         version = self._viewer_versions[experiment_id]
         viewers = await database_sync_to_async(snapshot.viewers_of)(experiment_id)
-        if self._viewer_versions[experiment_id] == version:
+        if self._viewer_versions[experiment_id] == version and self._hears_access_changes(experiment_id):
             self._viewers[experiment_id] = viewers
         return viewers
 
@@ -248,7 +280,7 @@ class Hub:
                 logger.warning("hub receive failed (%r); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
-                await self._rejoin()
+                await self.rejoin()
                 continue
             try:
                 await self.dispatch(message)
@@ -257,44 +289,48 @@ class Hub:
             except Exception:
                 logger.exception("hub could not dispatch %s", message.get("type"))
 
-    async def _rejoin(self) -> None:
-        for group in list(self.groups):
-            try:
-                await self.layer.group_add(group, self.channel)
-            except Exception:
-                logger.debug("rejoin %s failed", group, exc_info=True)
-                return
-
     async def dispatch(self, message: dict) -> None:
         kind = message.get("type")
         if kind == EVENT_MESSAGE:
             if message["experiment_id"] is None:
-                await self._on_system_event(message)
+                await self.on_system_event(message)
             else:
-                await self._on_experiment_event(message)
+                await self.on_experiment_event(message)
         elif kind == ACCESS_MESSAGE:
             await self._on_access_change(message["experiment_id"], message.get("user_id"))
         elif kind == CONTROL_MESSAGE:
             await self._on_control(message["run_id"], message["control"], message.get("round"))
 
-    async def _on_system_event(self, message: dict) -> None:
-        if message["id"] <= self.system_last_id:
+    async def on_system_event(self, message: dict) -> None:
+        event_id = message["id"]
+        if event_id <= self.started_at_id or event_id in self.system_delivered:
             return
-        self.system_last_id = message["id"]
-        self.max_seen_id = max(self.max_seen_id, message["id"])
+        self.system_delivered[event_id] = None
+        while len(self.system_delivered) > RECENT_SYSTEM_EVENTS:
+            self.system_delivered.popitem(last=False)
         if message["event_type"] == "config_updated":
             runtime_config.invalidate()
+            self._apply_config(message["text"])
         prepared = _prepare(message["text"]) if self.multiplexed_sockets else None
         for stream in list(self.multiplexed_sockets):
             await stream.offer_system(message, prepared)
 
-    async def _on_experiment_event(self, message: dict) -> None:
+    def _apply_config(self, text: str) -> None:
+        """A new message rate holds for open sockets at once, not only for new ones."""
+        try:
+            rate = json.loads(text)["data"]["config"]["ws_messages_per_second"]
+        except (ValueError, KeyError, TypeError):
+            return
+        for socket in list(self.sockets):
+            socket.set_message_rate(rate)
+
+    async def on_experiment_event(self, message: dict) -> None:
         experiment_id = message["experiment_id"]
         seq = message["seq"]
-        self.max_seen_id = max(self.max_seen_id, message["id"])
         last = self.delivered.get(experiment_id)
         if last is None:
             last = await self._baseline(experiment_id, message)
+            last = self.delivered.setdefault(experiment_id, last)
         if seq <= last:
             return
         if seq > last + 1:
@@ -318,12 +354,7 @@ class Hub:
         self.delivered[experiment_id] = message["seq"]
         targets = list(self.experiment_sockets.get(experiment_id, ()))
         if self.global_sockets:
-            viewers = message.get("audience")
-            if viewers is None:
-                viewers = await self.viewers(experiment_id) or frozenset()
-            for stream in self.global_sockets:
-                if stream.is_staff or stream.user_id in viewers:
-                    targets.append(stream)
+            targets.extend(await self._global_audience(message))
         if not targets:
             return
         prepared = _prepare(message["text"])
@@ -338,16 +369,43 @@ class Hub:
                 await stream.offer(message, prepared)
         self.events_delivered += 1
 
+    async def _global_audience(self, message: dict) -> list:
+        """Global-stream sockets that may see this event."""
+        experiment_id = message["experiment_id"]
+        audience = message.get("audience")
+        viewers = frozenset(audience) if audience is not None else await self.viewers(experiment_id)
+        if viewers is None:
+            # Deleted, and this event is not the live experiment_deleted that names its
+            # audience (a repair): the sockets that were following it were its viewers.
+            return [s for s in self.global_sockets if s.is_staff or experiment_id in s.cursors]
+        return [s for s in self.global_sockets if s.is_staff or s.user_id in viewers]
+
+    async def catch_up(self, experiment_id: str) -> None:
+        """Deliver whatever of the experiment is stored but not yet delivered here."""
+        last = self.delivered.get(experiment_id)
+        if last is None:
+            return
+        missing = await database_sync_to_async(replay.events_between)(experiment_id, last)
+        for stored in missing:
+            await self._fan_out(stored)
+
     async def _on_access_change(self, experiment_id: str, user_id: int | None) -> None:
         self._invalidate_viewers(experiment_id)
         affected = [
-            s
-            for s in self.experiment_sockets.get(experiment_id, ())
-            if user_id is None or s.user_id == user_id
+            s for s in self.experiment_sockets.get(experiment_id, ()) if user_id is None or s.user_id == user_id
         ]
-        if not affected:
+        watching = [s for s in self.global_sockets if (user_id is None or s.user_id == user_id) and not s.is_staff]
+        if not affected and not watching:
             return
         viewers = await self.viewers(experiment_id)
+        if viewers is None:
+            # Deleted: its last event (experiment_deleted) goes out before the close, even
+            # if the layer lost it.
+            await self.catch_up(experiment_id)
+        for stream in watching:
+            if viewers is None or stream.user_id not in viewers:
+                # Should the user be added again, they start from then, not from here.
+                stream.cursors.pop(experiment_id, None)
         for stream in affected:
             if viewers is None:
                 await stream.lose_access(experiment_id, deleted=True)
@@ -357,85 +415,6 @@ class Hub:
     async def _on_control(self, run_id: str, control: dict, round_key) -> None:
         for socket in list(self.agent_sockets.get(run_id, ())):
             await socket.push_control(control, round_key)
-
-    # The periodic sweep ----------------------------------------------------------------
-
-    async def _tick_loop(self) -> None:
-        sweep_every = settings.REALTIME["SWEEP_SECONDS"]
-        heartbeat_after = settings.REALTIME["HEARTBEAT_SECONDS"]
-        tick = min(sweep_every, max(0.5, heartbeat_after / 4))
-        next_sweep = time.monotonic() + sweep_every
-        while True:
-            await asyncio.sleep(tick)
-            try:
-                self._send_heartbeats(heartbeat_after)
-                if time.monotonic() >= next_sweep:
-                    next_sweep = time.monotonic() + sweep_every
-                    await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("hub sweep failed")
-
-    def _send_heartbeats(self, after_seconds: float) -> None:
-        now = time.monotonic()
-        text = None
-        for socket in list(self.sockets):
-            if now - socket.last_sent >= after_seconds:
-                if text is None:
-                    from django.utils import timezone
-
-                    text = encode({"type": "heartbeat", "ts": format_timestamp(timezone.now())})
-                socket.send_heartbeat(text)
-
-    async def sweep(self) -> None:
-        """Deliver what the layer dropped with nothing after it (see the module doc)."""
-        followed = [e for e in self.delivered if e in self.experiment_sockets or self.global_sockets]
-        if followed:
-            stored = await database_sync_to_async(current_seqs)(followed)
-            lagging = {}
-            for experiment_id, seq in stored.items():
-                if seq > self.delivered.get(experiment_id, seq):
-                    lagging[experiment_id] = seq
-            for experiment_id, seq in self._lagging.items():
-                delivered = self.delivered.get(experiment_id)
-                if delivered is not None and delivered < seq:
-                    self.repairs += 1
-                    missing = await database_sync_to_async(replay.events_between)(
-                        experiment_id, delivered, seq
-                    )
-                    for message in missing:
-                        await self._fan_out(message)
-            self._lagging = lagging
-        if self.global_sockets or self.multiplexed_sockets:
-            newest = await database_sync_to_async(last_event_id)()
-            previous = self._lagging_id
-            self._lagging_id = newest if newest > self.max_seen_id else None
-            if previous is not None and previous > self.max_seen_id:
-                await self._sweep_ids(previous)
-        if self.agent_sockets:
-            await self._repair_controls()
-
-    async def _sweep_ids(self, upto_id: int) -> None:
-        after = self.max_seen_id
-        self.repairs += 1
-        if self.multiplexed_sockets:
-            for message in await database_sync_to_async(replay.system_events_after)(after, upto_id):
-                await self._on_system_event(message)
-        if self.global_sockets:
-            messages = await database_sync_to_async(replay.global_events_after)(
-                after, experiment_ids=None, upto_id=upto_id
-            )
-            for message in messages:
-                if message["experiment_id"] is not None:
-                    await self._on_experiment_event(message)
-        self.max_seen_id = max(self.max_seen_id, upto_id)
-
-    async def _repair_controls(self) -> None:
-        states = await database_sync_to_async(snapshot.agent_run_states)(list(self.agent_sockets))
-        for run_id, (status, approval) in states.items():
-            for socket in list(self.agent_sockets.get(run_id, ())):
-                await socket.reconcile(status, approval)
 
 
 __all__ = ["Hub", "get_hub", "hubs"]

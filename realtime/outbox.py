@@ -13,6 +13,7 @@ WebSocket protocol, skipping a coroutine per message; each event is framed once 
 sockets (autobahn's prepared messages) and written to each transport.
 """
 
+import asyncio
 import functools
 import logging
 import time
@@ -21,6 +22,8 @@ from collections import deque
 logger = logging.getLogger(__name__)
 
 CLOSE_TOO_SLOW = 4409
+# A replay waits this long for a stuck reader to make room before giving up on it.
+STALL_SECONDS = 30.0
 
 
 def daphne_protocol(send):
@@ -40,6 +43,7 @@ class Outbox:
         self._on_overflow = on_overflow
         self._queue: deque = deque()
         self._paused = False
+        self._room: asyncio.Future | None = None
         self.closed = False
         self.sent = 0
         self.last_sent = time.monotonic()
@@ -73,6 +77,7 @@ class Outbox:
     def stopProducing(self):
         self.closed = True
         self._queue.clear()
+        self._wake()
 
     # Sending ---------------------------------------------------------------------------
 
@@ -110,11 +115,22 @@ class Outbox:
         self.sent += 1
         self.last_sent = time.monotonic()
 
+    @property
+    def max_queue(self) -> int:
+        return self._max_queue
+
+    def overflow(self) -> None:
+        """Give up on a client too slow to read: drop what waits, close it (once)."""
+        if self.closed:
+            return
+        self.closed = True
+        self._queue.clear()
+        self._wake()
+        self._on_overflow()
+
     def _enqueue(self, item) -> None:
         if len(self._queue) >= self._max_queue:
-            self.closed = True
-            self._queue.clear()
-            self._on_overflow()
+            self.overflow()
             return
         self._queue.append(item)
 
@@ -123,12 +139,37 @@ class Outbox:
             text, prepared = self._queue.popleft()
             if not self._protocol_open():
                 self._queue.clear()
-                return
+                break
             if prepared is not None:
                 self._protocol.sendPreparedMessage(prepared)
             else:
                 self._protocol.sendMessage(text.encode("utf-8"), False)
             self.sent += 1
+            self.last_sent = time.monotonic()
+        if self._has_room():
+            self._wake()
+
+    def _has_room(self) -> bool:
+        return len(self._queue) <= self._max_queue // 2
+
+    def _wake(self) -> None:
+        room, self._room = self._room, None
+        if room is not None and not room.done():
+            room.set_result(None)
+
+    async def wait_for_room(self, timeout: float = STALL_SECONDS) -> None:
+        """Wait until at most half the queue is in use (a replay paces itself by this).
+
+        A reader that makes no room within ``timeout`` is too slow: it is closed (4409).
+        """
+        if self.closed or self._has_room():
+            return
+        if self._room is None:
+            self._room = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._room), timeout)
+        except TimeoutError:
+            self.overflow()
 
     def give_slow_client_time(self, seconds: float) -> None:
         """Let a slow client read what is buffered, and the close, before the drop."""
@@ -139,6 +180,7 @@ class Outbox:
         """Stop producing for the transport (the socket is going away)."""
         self.closed = True
         self._queue.clear()
+        self._wake()
         protocol = self._protocol
         self._protocol = None
         if protocol is not None:

@@ -48,6 +48,7 @@ def publish_event(
     run_id: str | None,
     event_type: str,
     text: str,
+    audience: list[int] | None = None,
 ) -> None:
     message = {
         "type": EVENT_MESSAGE,
@@ -58,6 +59,8 @@ def publish_event(
         "event_type": event_type,
         "text": text,
     }
+    if audience is not None:
+        message["audience"] = audience
     if experiment_id is None:
         send_to_groups([SYSTEM_GROUP], message)
     else:

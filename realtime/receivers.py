@@ -9,7 +9,7 @@ from django.dispatch import receiver
 
 from agents import signals as run_signals
 from experiments import signals as experiment_signals
-from experiments.models import ExperimentStatus
+from experiments.models import ExperimentStatus, Membership
 from experiments.timestamps import format_timestamp
 from realtime.bodies import experiment_body, run_body
 from realtime.publish import publish_access_change, publish_control
@@ -88,9 +88,7 @@ def on_experiment_stopped(sender, experiment, by, **kwargs):
 @receiver(experiment_signals.experiment_finished)
 def on_experiment_finished(sender, experiment, **kwargs):
     # Every run stopped one by one: the experiment is stopped, and says so.
-    event_type = (
-        "experiment_stopped" if experiment.status == ExperimentStatus.STOPPED else "experiment_completed"
-    )
+    event_type = "experiment_stopped" if experiment.status == ExperimentStatus.STOPPED else "experiment_completed"
     counts = {}
     for status in experiment.runs.filter(retried_by__isnull=True).values_list("status", flat=True):
         counts[status] = counts.get(status, 0) + 1
@@ -107,10 +105,13 @@ def on_experiment_finished(sender, experiment, **kwargs):
 
 @receiver(experiment_signals.experiment_deleted)
 def on_experiment_deleted(sender, experiment, by, **kwargs):
+    # Sent before the rows go: the members who may still hear of it travel with it.
+    members = list(Membership.objects.filter(experiment=experiment).values_list("user_id", flat=True))
     record_event(
         event_type="experiment_deleted",
         experiment_id=experiment.public_id,
         data={"id": experiment.public_id, "name": experiment.name, "by": _username(by)},
+        audience=members,
     )
     experiment_id = experiment.public_id
     transaction.on_commit(lambda: publish_access_change(experiment_id=experiment_id, user_id=None))

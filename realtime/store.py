@@ -43,9 +43,7 @@ def current_seq(experiment_id: str) -> int:
 
 def current_seqs(experiment_ids) -> dict[str, int]:
     return dict(
-        EventStream.objects.filter(experiment_id__in=list(experiment_ids)).values_list(
-            "experiment_id", "last_seq"
-        )
+        EventStream.objects.filter(experiment_id__in=list(experiment_ids)).values_list("experiment_id", "last_seq")
     )
 
 
@@ -72,9 +70,18 @@ def encode(payload: dict) -> str:
 
 
 def record_event(
-    *, event_type: str, data: dict, experiment_id: str | None = None, run_id: str | None = None
+    *,
+    event_type: str,
+    data: dict,
+    experiment_id: str | None = None,
+    run_id: str | None = None,
+    audience: list[int] | None = None,
 ) -> Event:
-    """Store an event inside the current transaction and publish it once that commits."""
+    """Store an event inside the current transaction and publish it once that commits.
+
+    ``audience``: the user ids who may see it, for an event whose experiment will be gone
+    by the time it is delivered (``experiment_deleted``).
+    """
     if not connection.in_atomic_block:
         raise RuntimeError("record_event must run inside the transaction of its change")
     # Round-trip through JSON so the stored data equals what clients are sent.
@@ -99,6 +106,7 @@ def record_event(
             run_id=run_id,
             event_type=event_type,
             text=text,
+            audience=audience,
         )
     )
     return event
