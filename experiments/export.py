@@ -65,9 +65,7 @@ def _runs(experiment: Experiment) -> Iterator[dict]:
     last = 0
     while True:
         page = list(
-            AgentRun.objects.filter(experiment=experiment, pk__gt=last)
-            .select_related("retry_of")
-            .order_by("pk")[:PAGE]
+            AgentRun.objects.filter(experiment=experiment, pk__gt=last).select_related("retry_of").order_by("pk")[:PAGE]
         )
         if not page:
             return
@@ -137,8 +135,16 @@ RECORDS = {"runs": _runs, "metrics": _metrics, "events": _events, "logs": _logs}
 RECORD_NAMES = {"runs": "run", "metrics": "metric", "events": "event", "logs": "log"}
 
 
+def parts_for(fmt: str, include: list[str] | None) -> list[str]:
+    """The parts an export of ``fmt`` holds: ``include`` (all four by default), and for
+    CSV, one table: the first of them (``metrics`` by default)."""
+    if fmt == "csv":
+        return list(include[:1]) if include else ["metrics"]
+    return list(include) if include else list(PARTS)
+
+
 def count_records(experiment: Experiment, include: list[str]) -> int:
-    """How many records an export will hold (for progress bars)."""
+    """How many records an export of these parts will hold (for progress bars)."""
     counts = {
         "runs": lambda: AgentRun.objects.filter(experiment=experiment).count(),
         "metrics": lambda: MetricPoint.objects.filter(series__run__experiment=experiment).count(),
@@ -212,9 +218,7 @@ def _csv_pieces(experiment: Experiment, include: list[str], on_record) -> Iterat
     yield out.getvalue()
 
 
-def export_chunks(
-    experiment: Experiment, fmt: str, include: list[str], on_record=lambda: None
-) -> Iterator[bytes]:
+def export_chunks(experiment: Experiment, fmt: str, include: list[str], on_record=lambda: None) -> Iterator[bytes]:
     pieces = {"json": _json_pieces, "ndjson": _ndjson_pieces, "csv": _csv_pieces}[fmt]
     return _chunked(pieces(experiment, include, on_record))
 

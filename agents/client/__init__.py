@@ -195,7 +195,13 @@ class AgentClient:
         callback(reason)
 
     def wait_stopped(self, timeout: float | None = None) -> bool:
+        """Sleep until the stop signal (True) or for ``timeout`` seconds (False)."""
         return self._stop.wait(timeout)
+
+    def interrupt(self, reason: str = "interrupted") -> None:
+        """Raise the stop signal from the agent's own side (a signal handler, say); the
+        server is not told: the run stays as it is until an operator or a report ends it."""
+        self._set_stopped(reason)
 
     @property
     def socket_connected(self) -> bool:

@@ -25,10 +25,7 @@ DEFAULT_MAX_POINTS = 1000
 
 def experiment_for(request, experiment_id: str, action: str) -> Experiment:
     experiment = (
-        Experiment.objects.visible_to(request.user)
-        .select_related("created_by")
-        .filter(public_id=experiment_id)
-        .first()
+        Experiment.objects.visible_to(request.user).select_related("created_by").filter(public_id=experiment_id).first()
     )
     if experiment is None:
         raise NotFound("Not found.")
@@ -86,9 +83,7 @@ class MetricsView(APIView):
         parameters=[
             OpenApiParameter("name", str, description="Only this metric."),
             OpenApiParameter("run", str, description="Only this run (`run_…`)."),
-            OpenApiParameter(
-                "max_points", int, description=f"2-{MAX_POINTS_LIMIT}, default {DEFAULT_MAX_POINTS}."
-            ),
+            OpenApiParameter("max_points", int, description=f"2-{MAX_POINTS_LIMIT}, default {DEFAULT_MAX_POINTS}."),
         ],
         responses={200: MetricsBody, **error_responses(400, 401, 404, 406, 429)},
     )
@@ -149,9 +144,7 @@ class ExportView(APIView):
         request=ExportRequest,
         responses={
             (200, "application/json"): OpenApiResponse(OpenApiTypes.BINARY, description="One JSON document."),
-            (200, "application/x-ndjson"): OpenApiResponse(
-                OpenApiTypes.BINARY, description="One record a line."
-            ),
+            (200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.BINARY, description="One record a line."),
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="One table."),
             **error_responses(400, 401, 403, 404, 406, 429),
         },
@@ -161,8 +154,7 @@ class ExportView(APIView):
         serializer = ExportRequest(data=request.data)
         serializer.is_valid(raise_exception=True)
         fmt = serializer.validated_data["format"]
-        default = ["metrics"] if fmt == "csv" else list(export.PARTS)
-        include = serializer.validated_data.get("include") or default
+        include = export.parts_for(fmt, serializer.validated_data.get("include"))
         chunks = export.export_chunks(experiment, fmt, include)
         response = StreamingHttpResponse(_stream(chunks), content_type=export.CONTENT_TYPES[fmt])
         response["Content-Disposition"] = f'attachment; filename="{export.filename(experiment, fmt)}"'
