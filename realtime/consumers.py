@@ -59,6 +59,10 @@ class BaseSocket(AsyncWebsocketConsumer):
         if not self.closing:
             self.closing = True
             await self.close(code=code)
+            if self.outbox is not None:
+                # Nothing more after the close frame (events, heartbeats) while the
+                # client's goodbye is on its way.
+                self.outbox.closed = True
 
     def _too_slow(self) -> None:
         logger.info("closing a socket that does not read (%s)", self.scope.get("client"))

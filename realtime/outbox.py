@@ -49,6 +49,9 @@ class Outbox:
         self.last_sent = time.monotonic()
         self._protocol = daphne_protocol(send)
         if self._protocol is not None:
+            # A frame over daphne's --websocket-max-frame-size then gets a close 1009 the
+            # client can read, instead of a dropped connection (autobahn's default).
+            self._protocol.failByDrop = False
             self._register_producer()
 
     # Twisted IPushProducer -------------------------------------------------------------

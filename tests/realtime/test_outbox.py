@@ -37,6 +37,7 @@ class FakeProtocol:
         self.transport.producer = object()  # the HTTP channel that upgraded
         self.frames: list = []
         self.closeHandshakeTimeout = 1
+        self.failByDrop = True  # autobahn's default
 
     def sendPreparedMessage(self, prepared):
         self.frames.append(("prepared", prepared))
@@ -70,6 +71,11 @@ def test_it_registers_as_the_transports_streaming_producer():
     assert outbox.fast
     assert protocol.transport.producer is outbox
     assert protocol.transport.streaming is True
+
+
+def test_an_oversized_frame_gets_a_close_1009_not_a_dropped_connection():
+    _, protocol, _ = daphne_outbox()
+    assert protocol.failByDrop is False
 
 
 def test_it_writes_at_once_while_the_client_reads():
