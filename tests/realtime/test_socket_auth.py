@@ -1,5 +1,7 @@
 """Who may open a dashboard socket: session, API token, single-use ticket; and from where."""
 
+import asyncio
+import json
 from datetime import timedelta
 
 import pytest
@@ -129,6 +131,27 @@ async def test_ticket_opens_the_socket_once(ws, alice):
     first = await ws(f"{GLOBAL}?ticket={issued['ticket']}")
     await first.recv_type("snapshot")
     await assert_refused_4401(await ws(f"{GLOBAL}?ticket={issued['ticket']}"))
+
+
+async def test_one_ticket_presented_by_two_sockets_at_once_lets_one_in(ws, alice):
+    issued = await new_ticket(alice)
+    path = f"{GLOBAL}?ticket={issued['ticket']}"
+    sockets = await asyncio.gather(ws(path), ws(path))
+    outcomes = []
+    for socket in sockets:
+        first = await socket.communicator.receive_output(timeout=5)
+        if first["type"] == "websocket.close":
+            outcomes.append(first["code"])
+        else:
+            outcomes.append(json.loads(first["text"])["type"])
+    assert sorted(outcomes, key=str) == [4401, "snapshot"]
+
+
+async def test_staff_may_open_any_experiment(ws, alice, staff):
+    experiment, _ = await new_experiment(alice)
+    socket = await ws(experiment_path(experiment), staff)
+    snapshot = await socket.recv_type("snapshot")
+    assert snapshot["experiment"]["id"] == experiment.public_id
 
 
 async def test_ticket_works_on_the_experiment_path(ws, alice):
