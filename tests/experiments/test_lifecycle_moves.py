@@ -52,7 +52,7 @@ def _request(client, experiment, action):
 
 
 @pytest.mark.parametrize(("status", "action", "code"), _cases(EXPERIMENT_MOVES, EXPERIMENT_ACTIONS))
-def test_experiment_moves(client_for, alice, status, action, code):
+def test_only_legal_experiment_moves_change_anything(client_for, alice, status, action, code):
     experiment, _ = experiment_in_status(alice, status, config={"original": True})
     events_before = Event.objects.count()
     runs_before = list(AgentRun.objects.order_by("pk").values_list("status", flat=True))
@@ -77,7 +77,7 @@ def test_experiment_moves(client_for, alice, status, action, code):
 
 
 @pytest.mark.parametrize(("status", "action", "code"), _cases(RUN_MOVES, RUN_ACTIONS))
-def test_run_moves(client_for, alice, status, action, code):
+def test_only_legal_run_moves_change_anything(client_for, alice, status, action, code):
     _experiment, run, _token = run_in_status(alice, status)
     events_before = Event.objects.count()
     runs_before = AgentRun.objects.count()

@@ -96,7 +96,9 @@ def expected_status(role: str, minimum: str, success: int) -> int:
     ("minimum", "build", "method", "path", "body", "success"),
     [pytest.param(*endpoint[1:], id=endpoint[0]) for endpoint in ENDPOINTS],
 )
-def test_role_matrix(client_for, team, members, role, minimum, build, method, path, body, success):
+def test_each_role_is_allowed_refused_403_or_hidden_404(
+    client_for, team, members, role, minimum, build, method, path, body, success
+):
     target = build(team["owner"], members)
     if body and "command" in body:
         body = {"command": body["command"].format(target)}
