@@ -29,20 +29,14 @@ def default_run_metrics() -> dict:
 
 
 class AgentRun(models.Model):
-    public_id = models.CharField(
-        max_length=PUBLIC_ID_MAX_LENGTH, unique=True, default=new_run_id, editable=False
-    )
+    public_id = models.CharField(max_length=PUBLIC_ID_MAX_LENGTH, unique=True, default=new_run_id, editable=False)
     experiment = models.ForeignKey("experiments.Experiment", on_delete=models.CASCADE, related_name="runs")
     agent_type = models.CharField(max_length=64)
     name = models.CharField(max_length=200, blank=True, default="")
     config = models.JSONField(default=dict, blank=True)
     attempt = models.PositiveIntegerField(default=1)
-    retry_of = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retried_by"
-    )
-    status = models.CharField(
-        max_length=24, choices=RunStatus.choices, default=RunStatus.PENDING, db_index=True
-    )
+    retry_of = models.OneToOneField("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retried_by")
+    status = models.CharField(max_length=24, choices=RunStatus.choices, default=RunStatus.PENDING, db_index=True)
     progress_percent = models.FloatField(default=0.0)
     current_action = models.CharField(max_length=1000, blank=True, default="")
     metrics = models.JSONField(default=default_run_metrics)
@@ -110,7 +104,8 @@ class MetricPoint(models.Model):
     """A point; ``idx`` is its arrival ordinal within the series (0, 1, 2, …)."""
 
     id = models.BigAutoField(primary_key=True)
-    series = models.ForeignKey(MetricSeries, on_delete=models.CASCADE, related_name="points")
+    # No index of its own: the unique (series, idx) index serves every lookup by series.
+    series = models.ForeignKey(MetricSeries, on_delete=models.CASCADE, related_name="points", db_index=False)
     idx = models.BigIntegerField()
     step = models.BigIntegerField()
     value = models.FloatField()
@@ -131,7 +126,8 @@ class MetricBlock(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    series = models.ForeignKey(MetricSeries, on_delete=models.CASCADE, related_name="blocks")
+    # No index of its own: the unique (series, level, block) index serves lookups by series.
+    series = models.ForeignKey(MetricSeries, on_delete=models.CASCADE, related_name="blocks", db_index=False)
     level = models.PositiveSmallIntegerField()
     block = models.BigIntegerField()
     min_idx = models.BigIntegerField()
@@ -144,9 +140,7 @@ class MetricBlock(models.Model):
     max_ts = models.DateTimeField()
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["series", "level", "block"], name="one_block_per_series_level")
-        ]
+        constraints = [models.UniqueConstraint(fields=["series", "level", "block"], name="one_block_per_series_level")]
 
     def __str__(self) -> str:
         return f"{self.series_id} L{self.level} #{self.block}"
