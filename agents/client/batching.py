@@ -209,7 +209,10 @@ class Batcher:
             self.last_error = exc
             if self._on_conflict(exc):
                 return "sent"  # the run is over; drop() has emptied the buffers
-            return "again"  # not started yet: keep it for later
+            # Not started yet: keep it for later. The server stored nothing, and it keeps
+            # its 409 as the answer to this key, so the next try takes a new one.
+            batch.key = new_key()
+            return "again"
         except AuthError as exc:
             self.last_error = exc
             self._on_auth_error(exc)

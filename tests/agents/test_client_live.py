@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from agents.client import AgentClient, AuthError, Decision
+from agents.client import AgentClient, AuthError, Conflict, Decision
 from tests.live import ROOT
 
 pytestmark = pytest.mark.daphne
@@ -62,6 +62,21 @@ def events_of(operator: httpx.Client, experiment_id: str) -> list[dict]:
         since = events[-1]["seq"]
 
 
+def decide_when_asked(server, run_id: str, *decisions: dict) -> threading.Thread:
+    """An operator (in a thread, with a client of its own) who answers each plan the run
+    submits with the next decision. Join it before the test ends."""
+
+    def decide():
+        with server.api("operator") as operator:
+            for body in decisions:
+                wait_for(lambda: run_status(operator, run_id) == "awaiting_approval", what="a plan")
+                assert operator.post(f"agents/{run_id}/approve", json=body).status_code == 200
+
+    thread = threading.Thread(target=decide)
+    thread.start()
+    return thread
+
+
 @pytest.fixture
 def server(shared_daphne_server):
     """The module's server; tests that restart theirs or change its config use
@@ -93,12 +108,7 @@ def test_an_agent_reports_everything_and_the_results_show_it(server, operator):
                 agent.log(f"step {step}")
         agent.log("an error happened", level="error")
 
-        def approve_when_asked():
-            wait_for(lambda: run_status(operator, run["id"]) == "awaiting_approval", what="the plan")
-            operator.post(f"agents/{run['id']}/approve", json={"approved": True, "feedback": "Go"})
-
-        approver = threading.Thread(target=approve_when_asked)
-        approver.start()
+        approver = decide_when_asked(server, run["id"], {"approved": True, "feedback": "Go"})
         decision = agent.submit_plan({"steps": ["refactor", "test"]})
         approver.join()
         assert decision == Decision("approved", "Go")
@@ -176,14 +186,10 @@ def test_a_rejection_carries_its_feedback_and_stops_the_agent(server, operator):
     _experiment_id, [run] = new_experiment(operator)
 
     with client_for(server, run) as agent:
-        threading.Thread(
-            target=lambda: (
-                wait_for(lambda: run_status(operator, run["id"]) == "awaiting_approval"),
-                operator.post(f"agents/{run['id']}/approve", json={"approved": False, "feedback": "Too risky"}),
-            )
-        ).start()
+        operator_thread = decide_when_asked(server, run["id"], {"approved": False, "feedback": "Too risky"})
 
         decision = agent.submit_plan("delete the database")
+        operator_thread.join()
 
         assert decision == Decision("rejected", "Too risky")
         assert agent.wait_stopped(WAIT)
@@ -192,18 +198,14 @@ def test_a_rejection_carries_its_feedback_and_stops_the_agent(server, operator):
 
 def test_a_revision_request_lets_the_agent_submit_again(server, operator):
     _experiment_id, [run] = new_experiment(operator)
-    decisions = iter([{"approved": False, "revise": True, "feedback": "Add tests"}, {"approved": True}])
-
-    def decide_twice():
-        for body in decisions:
-            wait_for(lambda: run_status(operator, run["id"]) == "awaiting_approval")
-            operator.post(f"agents/{run['id']}/approve", json=body)
-
     with client_for(server, run) as agent:
-        threading.Thread(target=decide_twice).start()
+        operator_thread = decide_when_asked(
+            server, run["id"], {"approved": False, "revise": True, "feedback": "Add tests"}, {"approved": True}
+        )
 
         first = agent.submit_plan({"steps": ["refactor"]})
         second = agent.submit_plan({"steps": ["add tests", "refactor"]})
+        operator_thread.join()
 
         assert first.revise and first.feedback == "Add tests"
         assert second.approved
@@ -215,14 +217,10 @@ def test_decisions_are_found_by_polling_when_there_is_no_socket(server, operator
     _experiment_id, [run] = new_experiment(operator)
 
     with client_for(server, run, use_socket=False, poll_interval=0.2) as agent:
-        threading.Thread(
-            target=lambda: (
-                wait_for(lambda: run_status(operator, run["id"]) == "awaiting_approval"),
-                operator.post(f"agents/{run['id']}/approve", json={"approved": True, "feedback": "fine"}),
-            )
-        ).start()
+        operator_thread = decide_when_asked(server, run["id"], {"approved": True, "feedback": "fine"})
 
         assert agent.submit_plan("p") == Decision("approved", "fine")
+        operator_thread.join()
 
 
 def test_the_approval_timeout_fires_in_daphne_alone_and_tells_the_agent(daphne_server, own_operator):
@@ -426,3 +424,56 @@ def test_bad_values_are_refused_at_the_call(call, args):
             getattr(client, call)(*args)
     finally:
         client.close(timeout=0)
+
+
+def example_agent_source() -> str:
+    text = (ROOT / "docs" / "agent-client.md").read_text()
+    section = text.split("## A complete example agent", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_example_agent_in_the_docs_runs_to_completion(server, operator, tmp_path):
+    experiment_id, [run] = new_experiment(operator)
+    script = tmp_path / "example_agent.py"
+    script.write_text(example_agent_source())
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "RESEARCH_ENGINE_URL": server.url,
+        "RESEARCH_RUN_ID": run["id"],
+        "RESEARCH_RUN_TOKEN": run["token"],
+    }
+    agent = subprocess.Popen([sys.executable, str(script)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        for decision in ({"approved": False, "revise": True, "feedback": "Add a rollback plan"}, {"approved": True}):
+            wait_for(lambda: run_status(operator, run["id"]) == "awaiting_approval", what="the example's plan")
+            assert operator.post(f"agents/{run['id']}/approve", json=decision).status_code == 200
+        _out, err = agent.communicate(timeout=60)
+    finally:
+        agent.kill()
+
+    assert agent.returncode == 0, err
+    body = operator.get(f"agents/{run['id']}").json()
+    assert body["status"] == "completed"
+    assert body["result"]["pull_request"] == 17
+    assert body["plan"]["steps"][0] == "Address: Add a rollback plan"
+    assert body["validation"]["passed"] is True
+    summary = operator.get(f"metrics/{experiment_id}").json()["summary"][run["id"]]
+    assert summary["loss"]["count"] == 50
+
+
+def test_an_agent_started_before_its_experiment_keeps_its_points_until_the_start(server, operator):
+    experiment_id, [run] = new_experiment(operator, start=False)
+
+    with client_for(server, run, use_socket=False) as agent:
+        with pytest.raises(Conflict):
+            agent.progress(1)
+        assert not agent.stopped
+        agent.log_metrics({"loss": 1.0}, step=0)
+        assert not agent.flush(timeout=0.5)  # refused for now, still queued
+
+        assert operator.post(f"experiments/{experiment_id}/start").status_code == 200
+
+        assert agent.flush(timeout=WAIT)
+        agent.complete()
+    assert operator.get(f"metrics/{experiment_id}").json()["summary"][run["id"]]["loss"]["count"] == 1
