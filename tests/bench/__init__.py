@@ -1,0 +1,1 @@
+"""Benchmarks: plain scripts that print figures (see docs/BENCHMARKS.md), not tests."""
