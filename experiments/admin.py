@@ -11,13 +11,16 @@ token is shown once; the admin has nowhere to show it.
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from rest_framework import serializers
 
 from agents.models import AgentRun
 from experiments import lifecycle, membership
+from experiments.api.fields import BoundedJSONField
 from experiments.errors import ConflictError
 from experiments.models import Experiment, ExperimentStatus, Membership, Role
 
 EDITABLE_FIELDS = ("name", "description", "config")
+CONFIG_FIELD = BoundedJSONField(object_only=True)
 
 
 class RunInline(admin.TabularInline):
@@ -75,10 +78,11 @@ class ExperimentForm(forms.ModelForm):
         return name
 
     def clean_config(self):
-        config = self.cleaned_data.get("config")
-        if not isinstance(config, dict):
-            raise ValidationError("The config is a JSON object.")
-        return config
+        # The same bounds as the API's (size, depth, finite numbers, no NUL).
+        try:
+            return CONFIG_FIELD.run_validation(self.cleaned_data.get("config"))
+        except serializers.ValidationError as exc:
+            raise ValidationError(exc.detail) from None
 
 
 @admin.register(Experiment)

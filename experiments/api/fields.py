@@ -29,8 +29,22 @@ def _has_non_finite(value) -> bool:
     return False
 
 
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class BoundedJSONField(serializers.JSONField):
-    """Any JSON value up to ``max_bytes`` encoded and ``MAX_JSON_DEPTH`` deep, finite numbers."""
+    """Any JSON value up to ``max_bytes`` encoded and ``MAX_JSON_DEPTH`` deep, finite numbers.
+
+    Text may not hold NUL (``\\u0000``): PostgreSQL's jsonb cannot store it, so it would
+    fail there as a server error instead of a 400.
+    """
 
     def __init__(self, *, max_bytes: int = MAX_JSON_BYTES, object_only: bool = False, **kwargs):
         self.max_bytes = max_bytes
@@ -45,6 +59,8 @@ class BoundedJSONField(serializers.JSONField):
             raise serializers.ValidationError(f"Nested deeper than {MAX_JSON_DEPTH} levels.")
         if _has_non_finite(data):
             raise serializers.ValidationError("Numbers must be finite (no NaN or Infinity).")
+        if _has_nul(data):
+            raise serializers.ValidationError("Text may not contain NUL (\\u0000) characters.")
         size = len(json.dumps(data, separators=(",", ":")).encode())
         if size > self.max_bytes:
             raise serializers.ValidationError(f"Larger than {self.max_bytes} bytes when encoded ({size}).")

@@ -2,7 +2,7 @@
 
 from django.contrib.auth import authenticate
 from django.http import JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
@@ -162,7 +162,7 @@ class CommandView(APIView):
         return Response({"action": command.action, "target": command.target, "result": result})
 
 
-@require_GET
+@require_safe
 def health(request):
     """For probes: no auth, no throttle; 503 when the database does not answer."""
     database = system.database_check()

@@ -132,6 +132,19 @@ def test_editing_fields_records_one_experiment_updated_like_a_patch(admin_client
     assert events[1].data == {"name": "Renamed", "config": {"a": 2}}
 
 
+@pytest.mark.parametrize("config", ['"a string"', '{"k": "nul \\u0000"}', '{"big": "' + "x" * 70_000 + '"}'])
+def test_a_config_the_api_would_refuse_is_refused_here_too(admin_client, alice, config):
+    experiment, _ = make_experiment(alice, config={"a": 1})
+    data = form_data(admin_client, change_url(experiment))
+    data["config"] = config
+    response = admin_client.post(change_url(experiment), data)
+    assert response.status_code == 200
+    assert "config" in response.context["adminform"].form.errors
+    experiment.refresh_from_db()
+    assert experiment.config == {"a": 1}
+    assert len(events_of(experiment)) == 1
+
+
 def test_saving_unchanged_records_nothing(admin_client, alice):
     experiment, _ = make_experiment(alice)
     response = admin_client.post(change_url(experiment), form_data(admin_client, change_url(experiment)))

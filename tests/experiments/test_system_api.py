@@ -48,6 +48,10 @@ def test_health_answers_without_credentials(anon, db):
     assert response.json()["database"]["ok"] is True
 
 
+def test_health_answers_head_for_probes(anon, db):
+    assert anon.head("/health").status_code == 200
+
+
 def test_health_is_503_when_the_database_does_not_answer(anon, db, monkeypatch):
     from experiments import system
 
