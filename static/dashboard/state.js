@@ -38,10 +38,10 @@ export function summarize(runs) {
   };
 }
 
-/** Seconds the run has been going: the agent's own figure, else wall time. */
+/** Seconds the run has been going: the agent's own figure when it gave one, else wall time. */
 export function elapsedSeconds(run, now = Date.now()) {
   const reported = run.metrics && run.metrics.elapsed_time;
-  if (typeof reported === "number" && Number.isFinite(reported)) return reported;
+  if (typeof reported === "number" && Number.isFinite(reported) && reported > 0) return reported;
   if (!run.started_at) return null;
   const end = run.completed_at ? Date.parse(run.completed_at) : now;
   return Math.max(0, (end - Date.parse(run.started_at)) / 1000);

@@ -109,3 +109,34 @@ def test_a_burst_of_events_is_shown_completely(browser, login, experiment, owner
     assert len(seqs) == len(set(seqs))
     assert sorted(seqs) == list(range(last - len(seqs) + 1, last + 1))
     assert browser.execute_script("return window.researchDashboard.stats.duplicates") == 0
+
+
+def test_when_the_missed_events_were_pruned_the_page_redraws_from_a_fresh_snapshot(
+    browser, login, experiment, owner_api, server
+):
+    body, (agent, other) = experiment()
+    login(browser, OWNER, f"/experiments/{body['id']}/")
+    agent.progress(10, "before the cut")
+    row = (By.CSS_SELECTOR, f'#runs-body tr[data-run-id="{agent.run_id}"]')
+    wait(browser, text_in(row, "10.0%"))
+
+    set_offline(browser, True)
+    server.restart()
+    wait(browser, lambda d: connection_state(d) == "reconnecting")
+    agent.progress(66, "after the cut", tokens=4242)
+    other.plan({"steps": ["planned while the page was away"]})
+    last = owner_api.events(body["id"])[-1]["seq"]
+    # Retention pruned everything the page missed but the last event.
+    server.sql("DELETE FROM realtime_event WHERE experiment_id = ? AND seq < ?", (body["id"], last))
+    server.sql("UPDATE realtime_eventstream SET pruned_through = ? WHERE experiment_id = ?", (last - 1, body["id"]))
+    set_offline(browser, False)
+
+    wait_live(browser, timeout=30)
+    wait(browser, text_in((By.ID, "event-log"), "no longer stored"))
+    wait(browser, text_in(row, "66.0%"))
+    assert "4,242" in browser.find_element(*row).text
+    assert browser.find_element(By.CSS_SELECTOR, f'.plan-card[data-run-id="{other.run_id}"]').is_displayed()
+    assert browser.execute_script("return window.researchDashboard.cursor()") == last
+    # Live events continue from the snapshot's seq.
+    agent.progress(70, "on the new connection")
+    wait(browser, text_in(row, "70.0%"))
