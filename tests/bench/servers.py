@@ -164,7 +164,14 @@ def machine_line() -> str:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.platform()}"
+    import psutil
+
+    busy = psutil.cpu_percent(interval=2.0)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.platform()}; "
+        f"before the run: CPU {busy:.0f}% busy, load average {load}"
+    )
 
 
 def print_table(headers: list[str], rows: list[list]) -> None:
