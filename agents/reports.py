@@ -217,9 +217,14 @@ def handle_report(*, run: AgentRun, kind: str, data, idempotency_key: str | None
     return run_once(run=run, key=idempotency_key, fingerprint=fingerprint, compute=compute)
 
 
-def handle_report_in_thread(*, run_pk: int, kind: str, data, idempotency_key: str | None) -> tuple[int, dict]:
-    """``handle_report`` for the agent socket, which holds only the run's key."""
+def handle_report_in_thread(
+    *, run_pk: int, kind: str, data, idempotency_key: str | None, token_hash: str | None = None
+) -> tuple[int, dict]:
+    """``handle_report`` for the agent socket, which holds only the run's key and the hash
+    of the token it was opened with: a token re-issued since then no longer reports (401)."""
     run = AgentRun.objects.select_related("experiment").filter(pk=run_pk).first()
     if run is None:
         return 404, {"error": "not_found", "detail": "The run no longer exists."}
+    if token_hash is not None and run.token_hash != token_hash:
+        return 401, {"error": "not_authenticated", "detail": "The run token was revoked; connect with the new one."}
     return handle_report(run=run, kind=kind, data=data, idempotency_key=idempotency_key)

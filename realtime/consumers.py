@@ -215,6 +215,7 @@ class AgentConsumer(BaseSocket):
 
     run_pk: int | None = None
     run_id: str | None = None
+    token_hash: str | None = None
 
     async def websocket_connect(self, message):
         from agents.api.authentication import run_from_authorization
@@ -228,7 +229,8 @@ class AgentConsumer(BaseSocket):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             self.closing = True
             return
-        self.run_pk, self.run_id = run.pk, run.public_id
+        # The token's hash: a token re-issued while this socket is open stops its reports.
+        self.run_pk, self.run_id, self.token_hash = run.pk, run.public_id, run.token_hash
         await self._open_outbox()
         self.control_state = {"stop_sent": False, "decided_round": None}
         self.hub = get_hub()
@@ -266,7 +268,11 @@ class AgentConsumer(BaseSocket):
         body = {k: v for k, v in data.items() if k not in ("type", "id", "idempotency_key")}
         key = data.get("idempotency_key")
         status, response = await database_sync_to_async(handle_report_in_thread)(
-            run_pk=self.run_pk, kind=kind, data=body, idempotency_key=key if isinstance(key, str) else None
+            run_pk=self.run_pk,
+            kind=kind,
+            data=body,
+            idempotency_key=key if isinstance(key, str) else None,
+            token_hash=self.token_hash,
         )
         if status == 200:
             reply = {"type": "ack"}
@@ -283,6 +289,8 @@ class AgentConsumer(BaseSocket):
         if msg_id is not None:
             reply["id"] = msg_id
         await self.send_json(reply)
+        if status == 401:
+            await self.close_with(CLOSE_UNAUTHENTICATED)
 
     async def push_control(self, control: dict, round_key=None) -> None:
         if self.closing or self.outbox is None:

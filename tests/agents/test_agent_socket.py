@@ -357,3 +357,18 @@ async def test_reports_on_a_pending_run_are_conflicts(sockets, team):
 
     assert reply["type"] == "error"
     assert reply["code"] == "conflict"
+
+
+async def test_a_socket_opened_with_a_token_since_reissued_takes_no_more_reports(sockets, agent, team):
+    socket, _ = await connect(sockets, agent)
+    assert (await socket.request({"type": "progress", "id": 1, "progress_percent": 10}))["type"] == "ack"
+
+    await in_thread(post, team["operator"], f"agents/{agent.id}/token")
+
+    await socket.send({"type": "progress", "id": 2, "progress_percent": 20})
+    messages, code = await socket.messages_until_close()
+    assert messages == [
+        {"type": "error", "code": "not_authenticated", "detail": messages[0]["detail"], "id": 2}
+    ]
+    assert code == 4401
+    assert (await in_thread(agent.fresh)).progress_percent == 10
