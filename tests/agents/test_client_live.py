@@ -5,6 +5,7 @@ client as an agent would, and checks the outcome through the REST API.
 """
 
 import http.server
+import json
 import subprocess
 import sys
 import threading
@@ -477,3 +478,26 @@ def test_an_agent_started_before_its_experiment_keeps_its_points_until_the_start
         assert agent.flush(timeout=WAIT)
         agent.complete()
     assert operator.get(f"metrics/{experiment_id}").json()["summary"][run["id"]]["loss"]["count"] == 1
+
+
+@pytest.mark.parametrize("megabytes", [1.5, 3, 10])
+def test_oversized_reports_are_413_through_daphne_and_store_nothing(server, operator, megabytes):
+    _experiment_id, [run] = new_experiment(operator)
+    message = "x" * 60_000
+    count = int(megabytes * 1024 * 1024 / len(message)) + 1
+    body = json.dumps({"lines": [{"level": "info", "message": message} for _ in range(count)]})
+
+    try:
+        response = httpx.post(
+            f"{server.url}/api/research/agents/{run['id']}/logs",
+            content=body,
+            headers={"Authorization": f"Bearer {run['token']}", "Content-Type": "application/json"},
+            timeout=30,
+        )
+    except (httpx.WriteError, httpx.RemoteProtocolError):
+        response = None  # refused before the client finished sending: fine, as long as nothing is stored
+    if response is not None:
+        assert response.status_code == 413
+        assert response.json()["error"] == "payload_too_large"
+    assert operator.get(f"agents/{run['id']}/logs").json()["count"] == 0
+    assert run_status(operator, run["id"]) == "starting"
