@@ -24,6 +24,11 @@ def new_run_id() -> str:
     return new_public_id("run")
 
 
+def id_pattern(prefix: str) -> str:
+    """A URL regex for ids with this prefix; anything else never reaches a lookup."""
+    return f"{prefix}_[A-Za-z0-9]{{1,{PUBLIC_ID_MAX_LENGTH - len(prefix) - 1}}}"
+
+
 def looks_like(public_id: object, prefix: str) -> bool:
     """True when ``public_id`` has the shape of an id with this prefix (not that it exists)."""
     return (

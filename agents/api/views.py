@@ -30,6 +30,7 @@ from experiments.api.permissions import ACTION_ROLES, require_role, role_allows
 from experiments.api.schema import error_responses
 from experiments.api.serializers import BulkResultsSerializer
 from experiments.errors import ConflictError
+from experiments.ids import id_pattern
 from experiments.models import Experiment
 
 
@@ -52,7 +53,8 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     serializer_class = RunSerializer
     lookup_field = "public_id"
     lookup_url_kwarg = "run_id"
-    lookup_value_regex = "[^/]+"
+    # Only id-shaped values reach the database; anything else is the catch-all's 404.
+    lookup_value_regex = id_pattern("run")
     filter_backends = [DjangoFilterBackend]
     filterset_class = RunFilter
     # The user token first: its WWW-Authenticate header makes "no credentials" a 401.

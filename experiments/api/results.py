@@ -104,8 +104,8 @@ class MetricsView(APIView):
         if run_id is not None and not looks_like(run_id, "run"):
             raise ValidationError({"run": ["Not a run id (run_…)."]})
         name = params.get("name") or None
-        if name is not None and len(name) > 200:
-            raise ValidationError({"name": ["At most 200 characters."]})
+        if name is not None and (len(name) > 200 or "\x00" in name):
+            raise ValidationError({"name": ["At most 200 characters, without NUL."]})
         return Response(experiment_metrics(experiment, name=name, run_id=run_id, max_points=max_points))
 
 

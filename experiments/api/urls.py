@@ -1,10 +1,11 @@
 """Experiment and system endpoints under /api/research/."""
 
-from django.urls import path
+from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
 from experiments.api import results, system
 from experiments.api.views import ExperimentViewSet
+from experiments.ids import id_pattern
 
 router = SimpleRouter(trailing_slash=False)
 router.register("experiments", ExperimentViewSet, basename="experiment")
@@ -17,8 +18,11 @@ urlpatterns = [
     *router.urls,
 ]
 
+# Only id-shaped values reach a lookup; anything else is the catch-all's 404.
+EXPERIMENT_ID = f"(?P<experiment_id>{id_pattern('exp')})"
+
 urlpatterns += [
-    path("results/<str:experiment_id>", results.ResultsView.as_view(), name="results"),
-    path("metrics/<str:experiment_id>", results.MetricsView.as_view(), name="metrics"),
-    path("export/<str:experiment_id>", results.ExportView.as_view(), name="export"),
+    re_path(rf"^results/{EXPERIMENT_ID}$", results.ResultsView.as_view(), name="results"),
+    re_path(rf"^metrics/{EXPERIMENT_ID}$", results.MetricsView.as_view(), name="metrics"),
+    re_path(rf"^export/{EXPERIMENT_ID}$", results.ExportView.as_view(), name="export"),
 ]

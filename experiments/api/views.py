@@ -34,6 +34,7 @@ from experiments.api.serializers import (
     experiment_representation,
 )
 from experiments.errors import ConflictError
+from experiments.ids import id_pattern
 from experiments.models import Experiment, Membership, Role
 from experiments.spec import SpecError, parse_spec
 from experiments.timestamps import format_timestamp
@@ -81,7 +82,9 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     serializer_class = ExperimentSerializer
     lookup_field = "public_id"
     lookup_url_kwarg = "id"
-    lookup_value_regex = "[^/]+"
+    # Only id-shaped values reach the database (a NUL in a lookup is a PostgreSQL error);
+    # anything else is the catch-all's 404.
+    lookup_value_regex = id_pattern("exp")
     filterset_class = ExperimentFilter
     filter_backends = [
         DjangoFilterBackend,
@@ -109,9 +112,7 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     def _body(self, experiment: Experiment, code=status.HTTP_200_OK) -> Response:
         experiment = self.get_queryset().get(pk=experiment.pk)
-        return Response(
-            ExperimentSerializer(experiment, context=self.get_serializer_context()).data, status=code
-        )
+        return Response(ExperimentSerializer(experiment, context=self.get_serializer_context()).data, status=code)
 
     def _experiment_for(self, minimum: str) -> Experiment:
         experiment = self.get_object()
@@ -192,9 +193,7 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         serializer = RunSpecSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         issued = lifecycle.add_run(experiment=experiment, by=request.user, **serializer.validated_data)
-        return Response(
-            RunWithTokenSerializer((issued.run, issued.token)).data, status=status.HTTP_201_CREATED
-        )
+        return Response(RunWithTokenSerializer((issued.run, issued.token)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         methods=["GET"],
@@ -222,21 +221,17 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         serializer = MemberSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            member, created = membership.set_member(
-                experiment=experiment, by=request.user, **serializer.validated_data
-            )
+            member, created = membership.set_member(experiment=experiment, by=request.user, **serializer.validated_data)
         except membership.UnknownUser:
             raise ValidationError({"username": ["No active user with this username."]}) from None
-        return Response(
-            _member_body(member), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        )
+        return Response(_member_body(member), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(
         summary="Remove a member (the owner cannot be removed: 409)",
         request=None,
         responses={204: None, **error_responses(401, 403, 404, 406, 409, 429)},
     )
-    @action(detail=True, methods=["delete"], url_path=r"members/(?P<username>[^/]+)")
+    @action(detail=True, methods=["delete"], url_path=r"members/(?P<username>[\w.@+-]{1,150})")
     def remove_member(self, request, id=None, username=None):
         experiment = self._experiment_for(ACTION_ROLES["manage_members"])
         if not membership.remove_member(experiment=experiment, username=username, by=request.user):

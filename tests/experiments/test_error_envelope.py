@@ -75,3 +75,30 @@ def test_an_unexpected_error_is_500_in_the_envelope_without_a_traceback(client_f
 @pytest.mark.parametrize("path", ["/api/research/experiments", "/api/research/agents", "/api/research/events"])
 def test_401_is_in_the_envelope_everywhere(anon, db, path):
     envelope_of(anon.get(path), 401, "not_authenticated")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "experiments/exp_a%00b",
+        "experiments/exp_a%00b/start",
+        "experiments/not-an-id",
+        "agents/run_a%00",
+        "results/exp_a%00",
+        "metrics/exp_a%00",
+        "experiments/{id}/members/a%00b",
+    ],
+)
+def test_a_path_id_that_is_not_id_shaped_is_404_not_a_database_error(client_for, alice, path):
+    # A NUL reaching a PostgreSQL query is an error there, not an empty result.
+    experiment, _ = make_experiment(alice)
+    url = "/api/research/" + path.replace("{id}", experiment.public_id)
+    for method in ("get", "post", "delete"):
+        response = getattr(client_for(alice), method)(url)
+        envelope_of(response, 404, "not_found")
+
+
+def test_a_nul_in_the_metric_name_is_400(client_for, alice):
+    experiment, _ = make_experiment(alice)
+    response = client_for(alice).get(f"/api/research/metrics/{experiment.public_id}", {"name": "a\x00"})
+    assert envelope_of(response, 400, "validation_error")["fields"]["name"]
