@@ -75,6 +75,4 @@ def run_experiment_command(command: Command, experiment: Experiment, by) -> Expe
 
 
 def run_plan_command(command: Command, run: AgentRun, by) -> AgentRun:
-    return approval.decide_plan(
-        run=run, by=by, approved=command.action == "approve", feedback=command.feedback
-    )
+    return approval.decide_plan(run=run, by=by, approved=command.action == "approve", feedback=command.feedback)

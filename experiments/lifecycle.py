@@ -51,18 +51,14 @@ def create_experiment(
     config: dict | None = None,
     agents: Iterable[RunSpec] = (),
 ) -> tuple[Experiment, list[IssuedRun]]:
-    experiment = Experiment.objects.create(
-        name=name, description=description, config=config or {}, created_by=by
-    )
+    experiment = Experiment.objects.create(name=name, description=description, config=config or {}, created_by=by)
     if by is not None:
         Membership.objects.create(experiment=experiment, user=by, role=Role.OWNER)
     issued = [
         IssuedRun(*build_run(experiment=experiment, agent_type=a.agent_type, name=a.name, config=a.config))
         for a in agents
     ]
-    signals.experiment_created.send(
-        sender=Experiment, experiment=experiment, runs=[i.run for i in issued], by=by
-    )
+    signals.experiment_created.send(sender=Experiment, experiment=experiment, runs=[i.run for i in issued], by=by)
     return experiment, issued
 
 
@@ -70,9 +66,7 @@ _UNSET = object()
 
 
 @transaction.atomic
-def update_experiment(
-    *, experiment: Experiment, by, name=_UNSET, description=_UNSET, config=_UNSET
-) -> Experiment:
+def update_experiment(*, experiment: Experiment, by, name=_UNSET, description=_UNSET, config=_UNSET) -> Experiment:
     """Change name and description in any status, config only before the start."""
     experiment = lock(experiment)
     changes = {}
@@ -82,9 +76,7 @@ def update_experiment(
         changes["description"] = description
     if config is not _UNSET and config != experiment.config:
         if experiment.status != ExperimentStatus.CREATED:
-            raise ConflictError(
-                f"The config can only change before the start; this experiment is {experiment.status}."
-            )
+            raise ConflictError(f"The config can only change before the start; this experiment is {experiment.status}.")
         changes["config"] = config
     if changes:
         for field, value in changes.items():
@@ -95,14 +87,10 @@ def update_experiment(
 
 
 @transaction.atomic
-def add_run(
-    *, experiment: Experiment, by, agent_type: str, name: str = "", config: dict | None = None
-) -> IssuedRun:
+def add_run(*, experiment: Experiment, by, agent_type: str, name: str = "", config: dict | None = None) -> IssuedRun:
     experiment = lock(experiment)
     if experiment.status != ExperimentStatus.CREATED:
-        raise ConflictError(
-            f"Runs can only be added before the start; this experiment is {experiment.status}."
-        )
+        raise ConflictError(f"Runs can only be added before the start; this experiment is {experiment.status}.")
     issued = IssuedRun(*build_run(experiment=experiment, agent_type=agent_type, name=name, config=config))
     run_signals.run_created.send(sender=AgentRun, run=issued.run, by=by, reopened=False)
     return issued

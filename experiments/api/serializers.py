@@ -96,9 +96,7 @@ class ExperimentSerializer(serializers.Serializer):
         role = None
         if request is not None:
             role = self.context.get("roles", {}).get(instance.pk) or instance.role_of(request.user)
-        return experiment_representation(
-            instance, role=role, include_runs=self.context.get("include_runs", True)
-        )
+        return experiment_representation(instance, role=role, include_runs=self.context.get("include_runs", True))
 
 
 class ExperimentCreateSerializer(StrictFieldsMixin, serializers.Serializer):
@@ -122,9 +120,7 @@ class ExperimentCreateSerializer(StrictFieldsMixin, serializers.Serializer):
 
 
 class ExperimentCreatedSerializer(ExperimentSerializer):
-    runs = serializers.ListField(
-        child=serializers.DictField(), help_text="Each run with its one-time `token`."
-    )
+    runs = serializers.ListField(child=serializers.DictField(), help_text="Each run with its one-time `token`.")
 
 
 class ExperimentUpdateSerializer(StrictFieldsMixin, serializers.Serializer):

@@ -84,9 +84,7 @@ class StatusView(APIView):
 ConfigBody = inline_serializer(
     "RuntimeConfig",
     {
-        name: serializers.IntegerField(
-            help_text=key.help, min_value=key.minimum, max_value=key.maximum, required=False
-        )
+        name: serializers.IntegerField(help_text=key.help, min_value=key.minimum, max_value=key.maximum, required=False)
         for name, key in runtime_config.KEYS.items()
     },
 )
@@ -170,6 +168,4 @@ def health(request):
         body = envelope(503, "The database does not answer.")
         body["database"] = database
         return JsonResponse(body, status=503)
-    return JsonResponse(
-        {"status": "ok", "database": database, "version": system.settings.RESEARCH_ENGINE_VERSION}
-    )
+    return JsonResponse({"status": "ok", "database": database, "version": system.settings.RESEARCH_ENGINE_VERSION})
