@@ -65,10 +65,11 @@ class Script:
 
     @classmethod
     def draw(cls, rng: random.Random, *, wants_plan: bool, fail_rate: float) -> "Script":
-        ticks = rng.randint(40, 90)
+        # At speed 1 a tick is half a second: a run takes one to two minutes to watch.
+        ticks = rng.randint(120, 240)
         return cls(
             ticks=ticks,
-            plan_at=rng.randint(4, 10) if wants_plan else None,
+            plan_at=rng.randint(6, 15) if wants_plan else None,
             fail_at=rng.randint(ticks // 3, ticks - 2) if rng.random() < fail_rate else None,
             validation_passes=rng.random() < 0.9,
         )
@@ -161,7 +162,9 @@ class SimulatedAgent:
         if self.rng.random() < 0.35:
             level, text = self.rng.choice(LOG_LINES)
             self.client.log(text.format(n=self.rng.randint(1, 500)), level=level)
-        self.client.progress(percent, task, tokens_used=self.tokens, cost=round(self.tokens / 1000 * self.price, 4))
+        # Progress every other second or so (metric points are batched, progress is not).
+        if step % 4 == 0:
+            self.client.progress(percent, task, tokens_used=self.tokens, cost=round(self.tokens / 1000 * self.price, 4))
         self.state.progress = percent
 
     def _run_metrics(self) -> dict:

@@ -56,7 +56,7 @@ def test_a_simulation_runs_every_agent_to_the_end_through_the_api(shared_daphne_
     process = simulate(
         shared_daphne_server,
         "--username", "operator", "--password", PASSWORD,
-        "--agents", "3", "--speed", "40", "--seed", "3", "--fail-rate", "0", "--auto-approve",
+        "--agents", "3", "--speed", "100", "--seed", "3", "--fail-rate", "0", "--auto-approve",
     )  # fmt: skip
     out, err = finish(process)
 
@@ -72,7 +72,7 @@ def test_a_simulation_runs_every_agent_to_the_end_through_the_api(shared_daphne_
     metrics = operator.get(f"metrics/{experiment_id}").json()
     for run in results["runs"]:
         assert set(metrics["summary"][run["run_id"]]) == {"loss", "accuracy", "reward", "tokens_per_step"}
-        assert metrics["summary"][run["run_id"]]["loss"]["count"] >= 40
+        assert metrics["summary"][run["run_id"]]["loss"]["count"] >= 120
     types = [
         e["event_type"]
         for e in operator.get("events", params={"experiment": experiment_id, "page_size": 100}).json()["results"]
@@ -90,7 +90,7 @@ def test_a_simulation_of_an_existing_experiment_with_failures(shared_daphne_serv
     process = simulate(
         shared_daphne_server,
         "--username", "operator", "--password", PASSWORD, "--experiment", created["id"],
-        "--speed", "60", "--fail-rate", "1", "--plan-rate", "0", "--no-progress",
+        "--speed", "100", "--fail-rate", "1", "--plan-rate", "0", "--no-progress",
     )  # fmt: skip
     out, _err = finish(process)
 

@@ -99,7 +99,11 @@ class Command(BaseCommand):
             for number in (signal.SIGINT, signal.SIGTERM):
                 handlers[number] = signal.signal(number, lambda *_: interrupted.set())
         bar = tqdm(
-            total=100 * len(runs), unit="%", desc=experiment_id, disable=options["no_progress"], dynamic_ncols=True
+            total=100,
+            desc=experiment_id,
+            disable=options["no_progress"],
+            dynamic_ncols=True,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} {postfix}",
         )
         approved: set[str] = set()
         try:
@@ -108,8 +112,10 @@ class Command(BaseCommand):
             def tick():
                 if interrupted.is_set():
                     raise KeyboardInterrupt
-                done = sum(100.0 if s.status == "completed" else s.progress for s in crowd.states)
-                bar.n = round(done, 1)
+                # Overall completion: a finished agent (whatever its end) counts as 100 %.
+                finished = ("completed", "failed", "stopped")
+                states = crowd.states
+                bar.n = round(sum(100.0 if s.status in finished else s.progress for s in states) / len(states), 1)
                 counts = Counter(s.status for s in crowd.states)
                 bar.set_postfix({k: v for k, v in sorted(counts.items())}, refresh=False)
                 bar.refresh()
