@@ -158,8 +158,9 @@ def _mlflow_post(url: str, body: dict) -> dict:
             response = httpx.post(url, json=body, timeout=120)
             response.raise_for_status()
             return response.json()
-        except httpx.HTTPError:
-            if attempt == 4:
+        except httpx.HTTPError as exc:
+            client_error = isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code < 500
+            if client_error or attempt == 4:
                 raise
             time.sleep(2)
     raise AssertionError("unreachable")
@@ -168,7 +169,13 @@ def _mlflow_post(url: str, body: dict) -> dict:
 def mlflow_runs(port: int, count: int) -> list[str]:
     api = f"http://127.0.0.1:{port}/api/2.0/mlflow"
     name = f"bench-{count}-{time.time_ns()}"
-    experiment_id = _mlflow_post(f"{api}/experiments/create", {"name": name})["experiment_id"]
+    try:
+        experiment_id = _mlflow_post(f"{api}/experiments/create", {"name": name})["experiment_id"]
+    except httpx.HTTPStatusError:
+        # A retried create whose first attempt went through: the experiment exists.
+        response = httpx.get(f"{api}/experiments/get-by-name", params={"experiment_name": name}, timeout=120)
+        response.raise_for_status()
+        experiment_id = response.json()["experiment"]["experiment_id"]
     return [
         _mlflow_post(
             f"{api}/runs/create",
@@ -228,6 +235,7 @@ def main() -> None:
                 label = research_label(processes, key)
                 print(f"{label}, {agents} agent(s) …", flush=True)
                 results[(label, agents)] = research_phase(ports, agents, args.seconds, idempotency_key=key)
+                print("  " + " | ".join(str(c) for c in row(label, results[(label, agents)])), flush=True)
 
     mlflow_version = None
     if not args.skip_mlflow:
@@ -239,6 +247,7 @@ def main() -> None:
                     label = f"MLflow {mlflow_version}, {MLFLOW_WORKERS} workers, {backend}"
                     print(f"{label}, {agents} agent(s) …", flush=True)
                     results[(label, agents)] = mlflow_phase(port, agents, args.seconds)
+                    print("  " + " | ".join(str(c) for c in row(label, results[(label, agents)])), flush=True)
             finally:
                 stop_process(process)
 
