@@ -103,7 +103,7 @@ class Command(BaseCommand):
             desc=experiment_id,
             disable=options["no_progress"],
             dynamic_ncols=True,
-            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} {postfix}",
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}",
         )
         approved: set[str] = set()
         try:
