@@ -97,8 +97,7 @@ class Client:
         if seq < self.max_seq:
             stats.out_of_order += 1
         self.seen.add(seq)
-        if seq > self.max_seq:
-            self.max_seq = seq
+        self.max_seq = max(self.max_seq, seq)
         stats.received += 1
         timestamp = field_bytes(payload, b"timestamp")
         if timestamp:

@@ -23,8 +23,11 @@ async def produce_reports(base_url: str, run_id: str, token: str, rate: float, c
 
         async def one(i: int) -> None:
             async with semaphore:
-                body = {"progress_percent": round(i % 100 + 0.5, 1), "current_action": f"Implementing step {i}",
-                        "metrics": {"tokens_used": 15000 + i, "cost": 0.75, "elapsed_time": 300.0}}  # fmt: skip
+                body = {
+                    "progress_percent": round(i % 100 + 0.5, 1),
+                    "current_action": f"Implementing step {i}",
+                    "metrics": {"tokens_used": 15000 + i, "cost": 0.75, "elapsed_time": 300.0},
+                }
                 try:
                     response = await client.post(url, json=body)
                     outcome["ok" if response.status_code == 200 else "failed"] += 1

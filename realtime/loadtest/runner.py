@@ -60,12 +60,19 @@ class CellResult:
 
     def row(self) -> dict:
         return {
-            "server": self.target, "clients": self.clients, "events_per_s": self.rate,
-            "deliveries_per_s": round(self.deliveries_per_second), "p50_ms": round(self.p50_ms, 1),
-            "p99_ms": round(self.p99_ms, 1), "max_ms": round(self.max_ms, 1), "lost": self.lost,
-            "duplicated": self.duplicates, "out_of_order": self.out_of_order,
-            "connected": f"{self.connected}/{self.clients}", "server_cpu_percent": self.server_cpu_percent,
-        }  # fmt: skip
+            "server": self.target,
+            "clients": self.clients,
+            "events_per_s": self.rate,
+            "deliveries_per_s": round(self.deliveries_per_second),
+            "p50_ms": round(self.p50_ms, 1),
+            "p99_ms": round(self.p99_ms, 1),
+            "max_ms": round(self.max_ms, 1),
+            "lost": self.lost,
+            "duplicated": self.duplicates,
+            "out_of_order": self.out_of_order,
+            "connected": f"{self.connected}/{self.clients}",
+            "server_cpu_percent": self.server_cpu_percent,
+        }
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -135,8 +142,9 @@ class ClientPool:
                 process.terminate()
 
 
-def run_cell(target: Target, clients: int, rate: float, duration: float, processes: int,
-             grace: float = 15.0, on_progress=None) -> CellResult:  # fmt: skip
+def run_cell(
+    target: Target, clients: int, rate: float, duration: float, processes: int, grace: float = 15.0, on_progress=None
+) -> CellResult:
     result = CellResult(target.name, clients, rate, duration)
     pool = ClientPool(target, clients, processes)
     try:
@@ -177,8 +185,9 @@ def run_cell(target: Target, clients: int, rate: float, duration: float, process
     return result
 
 
-def find_max_rate(target: Target, clients: int, duration: float, processes: int, rates: list[float],
-                  on_result=None) -> CellResult | None:  # fmt: skip
+def find_max_rate(
+    target: Target, clients: int, duration: float, processes: int, rates: list[float], on_result=None
+) -> CellResult | None:
     """The highest rate of the ladder that is sustainable (stops at the first failure)."""
     best = None
     for rate in rates:

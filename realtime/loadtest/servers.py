@@ -72,14 +72,26 @@ def start_daphne(*, env: dict, port: int | None = None, max_frame: int = 65536) 
     raise_fd_limit()
     port = port or free_port()
     command = [
-        sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-        "--websocket-max-frame-size", str(max_frame), "--websocket-max-message-size", str(max_frame),
+        sys.executable,
+        "-m",
+        "daphne",
+        "-b",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "--websocket-max-frame-size",
+        str(max_frame),
+        "--websocket-max-message-size",
+        str(max_frame),
         "research_site.asgi:application",
-    ]  # fmt: skip
+    ]
     process = subprocess.Popen(  # noqa: S603
-        command, cwd=ROOT, env={**os.environ, **env},
-        stdout=subprocess.DEVNULL, stderr=None,
-    )  # fmt: skip
+        command,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=None,
+    )
     base = f"http://127.0.0.1:{port}"
     _wait_for(base + "/health", process)
     return Server(process, base, f"ws://127.0.0.1:{port}", "daphne")
@@ -91,7 +103,7 @@ def start_bare(port: int | None = None) -> Server:
     process = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "realtime.loadtest.bare_server", "--port", str(port)],
         cwd=ROOT,
-    )  # fmt: skip
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):

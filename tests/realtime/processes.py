@@ -55,9 +55,7 @@ def base_env(database_path: Path, redis_url: str | None) -> dict:
 def migrate_template(directory: Path) -> Path:
     path = directory / "template.sqlite3"
     env = base_env(path, None)
-    subprocess.run(  # noqa: S603
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
-    )
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     return path
 
 
@@ -70,7 +68,7 @@ def copy_database(template: Path, directory: Path) -> Path:
 def run_script(env: dict, code: str, timeout: float = 60.0) -> dict:
     """Run Django code in a fresh process against ``env``'s database; it prints JSON."""
     script = "import django; django.setup()\n" + code
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
     if result.returncode != 0:
@@ -80,9 +78,7 @@ def run_script(env: dict, code: str, timeout: float = 60.0) -> dict:
 
 def start_script(env: dict, code: str) -> subprocess.Popen:
     script = "import django; django.setup()\n" + code
-    return subprocess.Popen(  # noqa: S603
-        [sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
-    )
+    return subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
 
 
 class Daphne:
@@ -92,12 +88,21 @@ class Daphne:
         self.process = None
 
     def start(self) -> "Daphne":
-        self.process = subprocess.Popen(  # noqa: S603
+        self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-                "--websocket-max-frame-size", "65536", "--websocket-max-message-size", "65536",
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "--websocket-max-frame-size",
+                "65536",
+                "--websocket-max-message-size",
+                "65536",
                 "research_site.asgi:application",
-            ],  # fmt: skip
+            ],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,
@@ -108,7 +113,7 @@ class Daphne:
             if self.process.poll() is not None:
                 raise RuntimeError(f"daphne exited with {self.process.returncode}")
             try:
-                with urllib.request.urlopen(f"{self.http_url}/health", timeout=1):  # noqa: S310
+                with urllib.request.urlopen(f"{self.http_url}/health", timeout=1):
                     return self
             except OSError:
                 time.sleep(0.05)
@@ -149,11 +154,18 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> "PrivateRedis":
-        self.process = subprocess.Popen(  # noqa: S603
+        self.process = subprocess.Popen(
             [
-                shutil.which("redis-server") or "redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
-                "--save", "", "--appendonly", "no",
-            ],  # fmt: skip
+                shutil.which("redis-server") or "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

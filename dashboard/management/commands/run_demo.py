@@ -36,12 +36,19 @@ HEALTH_TIMEOUT_SECONDS = 120
 def daphne_command(port: int, host: str) -> list[str]:
     limit = str(settings.REALTIME["MAX_MESSAGE_BYTES"])
     return [
-        sys.executable, "-m", "daphne",
-        "-b", host, "-p", str(port),
-        "--websocket-max-frame-size", limit,
-        "--websocket-max-message-size", limit,
+        sys.executable,
+        "-m",
+        "daphne",
+        "-b",
+        host,
+        "-p",
+        str(port),
+        "--websocket-max-frame-size",
+        limit,
+        "--websocket-max-message-size",
+        limit,
         "research_site.asgi:application",
-    ]  # fmt: skip
+    ]
 
 
 class Command(BaseCommand):
@@ -57,7 +64,7 @@ class Command(BaseCommand):
         user = self._demo_user()
         experiment = self._demo_experiment(user)
         url = f"http://{host}:{port}"
-        server = subprocess.Popen(daphne_command(port, host))  # noqa: S603
+        server = subprocess.Popen(daphne_command(port, host))
         children = [server]
         try:
             self._wait_for_health(url, server)
@@ -67,13 +74,20 @@ class Command(BaseCommand):
             self.stdout.write(f"  API docs: {url}/api/docs/   Admin: {url}/admin/")
             self.stdout.write("  Ctrl-C stops the server and the simulated agents.\n")
             if not options["no_simulation"]:
-                simulator = subprocess.Popen(  # noqa: S603
+                simulator = subprocess.Popen(
                     [
-                        sys.executable, "manage.py", "simulate_experiment",
-                        "--url", url,
-                        "--username", DEMO_USERNAME, "--password", DEMO_PASSWORD,
-                        "--experiment", experiment.public_id,
-                    ]  # fmt: skip
+                        sys.executable,
+                        "manage.py",
+                        "simulate_experiment",
+                        "--url",
+                        url,
+                        "--username",
+                        DEMO_USERNAME,
+                        "--password",
+                        DEMO_PASSWORD,
+                        "--experiment",
+                        experiment.public_id,
+                    ]
                 )
                 children.append(simulator)
             server.wait()

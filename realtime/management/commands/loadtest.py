@@ -105,8 +105,15 @@ class Command(BaseCommand):
             env["REDIS_URL"] = ""
         server = start_daphne(env=env)
         self.stdout.write(f"daphne ({self.options['server']} layer, pid {server.process.pid}) on {server.http_url}")
-        return self._make_target("Research Engine", server.http_url, token, experiment.public_id,
-                                 issued[0].run.public_id, issued[0].token, server), server  # fmt: skip
+        return self._make_target(
+            "Research Engine",
+            server.http_url,
+            token,
+            experiment.public_id,
+            issued[0].run.public_id,
+            issued[0].token,
+            server,
+        ), server
 
     def _remote_target(self, base: str):
         if not self.options["username"]:
@@ -121,26 +128,33 @@ class Command(BaseCommand):
             token = response.json()["token"]
             client.headers["Authorization"] = f"Token {token}"
             client.post("/api/research/config", json={"agent_rate_per_minute": 10_000_000})
-            body = client.post("/api/research/experiments",
-                               json={"name": LOADTEST_NAME, "agents": [{"agent_type": "loadtest"}]}).json()  # fmt: skip
+            body = client.post(
+                "/api/research/experiments", json={"name": LOADTEST_NAME, "agents": [{"agent_type": "loadtest"}]}
+            ).json()
             client.post(f"/api/research/experiments/{body['id']}/start")
         run = body["runs"][0]
         return self._make_target("Research Engine", base, token, body["id"], run["id"], run["token"], None)
 
     def _make_target(self, name, base, user_token, experiment_id, run_id, run_token, server):
         # The first report moves the run to running; every later one is one progress event.
-        httpx.post(f"{base}/api/research/agents/{run_id}/progress", json={"progress_percent": 0},
-                   headers={"Authorization": f"Bearer {run_token}"}, timeout=30).raise_for_status()  # fmt: skip
+        httpx.post(
+            f"{base}/api/research/agents/{run_id}/progress",
+            json={"progress_percent": 0},
+            headers={"Authorization": f"Bearer {run_token}"},
+            timeout=30,
+        ).raise_for_status()
         ws_base = base.replace("http://", "ws://").replace("https://", "wss://")
 
         async def produce(rate: float, count: int) -> int:
             await producer.produce_reports(base, run_id, run_token, rate, count)
             async with httpx.AsyncClient(headers={"Authorization": f"Token {user_token}"}, timeout=30) as client:
-                page = await client.get(f"{base}/api/research/events",
-                                        params={"experiment": experiment_id, "page_size": 1})  # fmt: skip
-                last = await client.get(f"{base}/api/research/events",
-                                        params={"experiment": experiment_id, "page_size": 1,
-                                                "page": page.json()["count"]})  # fmt: skip
+                page = await client.get(
+                    f"{base}/api/research/events", params={"experiment": experiment_id, "page_size": 1}
+                )
+                last = await client.get(
+                    f"{base}/api/research/events",
+                    params={"experiment": experiment_id, "page_size": 1, "page": page.json()["count"]},
+                )
                 return last.json()["results"][0]["seq"]
 
         return Target(
@@ -165,8 +179,12 @@ class Command(BaseCommand):
 
     def _cell(self, target: Target, clients: int, rate: float):
         duration = self.options["duration"]
-        with tqdm(total=duration, desc=f"{target.name}: {clients} × {rate:g}/s", unit="s",
-                  bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s") as bar:  # fmt: skip
+        with tqdm(
+            total=duration,
+            desc=f"{target.name}: {clients} × {rate:g}/s",
+            unit="s",
+            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s",
+        ) as bar:
 
             def progress(elapsed):
                 bar.n = elapsed
@@ -233,8 +251,10 @@ class Command(BaseCommand):
         if results["max_rate"]:
             self.stdout.write("\nHighest sustainable rate (p99 < 250 ms, nothing lost):")
             for row in results["max_rate"]:
-                self.stdout.write(f"  {row['server']}: {row.get('events_per_s')} events/s × {row['clients']} "
-                                  f"= {row.get('deliveries_per_s')} deliveries/s")  # fmt: skip
+                self.stdout.write(
+                    f"  {row['server']}: {row.get('events_per_s')} events/s × {row['clients']} "
+                    f"= {row.get('deliveries_per_s')} deliveries/s"
+                )
             ours = [r for r in results["max_rate"] if r["server"] == "Research Engine" and r.get("deliveries_per_s")]
             bare = [r for r in results["max_rate"] if r["server"] == "bare websockets" and r.get("deliveries_per_s")]
             if ours and bare:
