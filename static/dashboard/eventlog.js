@@ -96,6 +96,7 @@ export class EventLog {
     this.keys = new Set();
     this.fresh = []; // live entries not rendered yet
     this.paused = false;
+    this.full = false; // a full redraw is due at the next frame
     this.unseen = 0;
     this.rows = 0;
     this.notes = 0;
@@ -131,7 +132,7 @@ export class EventLog {
     }
     this.fresh.push(entry);
     if (this.fresh.length > MAX_ROWS) this.fresh.splice(0, this.fresh.length - MAX_ROWS);
-    onFrame("log", () => this.flush());
+    onFrame("log", () => this.paint());
     return true;
   }
 
@@ -199,6 +200,16 @@ export class EventLog {
     );
   }
 
+  /** One job per frame: a full redraw when one was asked for, else the new rows. */
+  paint() {
+    if (this.full) {
+      this.full = false;
+      this.redraw();
+    } else {
+      this.flush();
+    }
+  }
+
   flush() {
     const fresh = this.fresh.filter((e) => this.matches(e));
     this.fresh = [];
@@ -215,17 +226,20 @@ export class EventLog {
   }
 
   rerender() {
+    this.full = true;
+    onFrame("log", () => this.paint());
+  }
+
+  redraw() {
     this.fresh = [];
-    onFrame("log", () => {
-      const shown = [];
-      for (let i = this.entries.length - 1; i >= 0 && shown.length < MAX_ROWS; i -= 1) {
-        if (this.matches(this.entries[i])) shown.push(this.row(this.entries[i]));
-      }
-      clear(this.list);
-      this.list.append(...shown);
-      this.rows = shown.length;
-      this.paintStatus();
-    });
+    const shown = [];
+    for (let i = this.entries.length - 1; i >= 0 && shown.length < MAX_ROWS; i -= 1) {
+      if (this.matches(this.entries[i])) shown.push(this.row(this.entries[i]));
+    }
+    clear(this.list);
+    this.list.append(...shown);
+    this.rows = shown.length;
+    this.paintStatus();
   }
 
   togglePause() {

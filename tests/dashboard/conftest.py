@@ -8,6 +8,7 @@ One Chromium serves the whole session; before each test its cookies, network
 conditions and page are reset, which costs far less than a new browser.
 """
 
+import contextlib
 import itertools
 
 import pytest
@@ -46,15 +47,19 @@ def owner_api(server):
 
 @pytest.fixture(scope="session")
 def _chrome(chromium):
-    web = chrome(*chromium)
-    yield web
-    quit_chrome(web)
+    holder = {"web": chrome(*chromium)}
+    yield holder
+    quit_chrome(holder["web"])
 
 
 @pytest.fixture
-def browser(_chrome, server, request):
-    web = _chrome
-    web.get("about:blank")
+def browser(_chrome, chromium, server, request):
+    try:
+        _chrome["web"].get("about:blank")
+    except WebDriverException:  # the browser died in an earlier test: start another
+        quit_chrome(_chrome["web"])
+        _chrome["web"] = chrome(*chromium)
+    web = _chrome["web"]
     web.execute_cdp_cmd("Network.enable", {})
     web.execute_cdp_cmd("Network.clearBrowserCookies", {})
     web.execute_cdp_cmd(
@@ -65,7 +70,8 @@ def browser(_chrome, server, request):
     yield web
     if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
         _dump(web, server, request.node.name)
-    web.get("about:blank")
+    with contextlib.suppress(WebDriverException):
+        web.get("about:blank")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

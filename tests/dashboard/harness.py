@@ -6,6 +6,7 @@ make them: over the public REST API (httpx), agents with their run tokens.
 ``scripts/screenshots.py`` uses the same pieces.
 """
 
+import contextlib
 import shutil
 import tempfile
 import time
@@ -187,6 +188,7 @@ def chrome(browser: str, driver: str, *, width: int = 1280, height: int = 900, m
 
 def quit_chrome(web) -> None:
     try:
-        web.quit()
+        with contextlib.suppress(Exception):  # a browser that already died has nothing to quit
+            web.quit()
     finally:
         shutil.rmtree(getattr(web, "profile_dir", ""), ignore_errors=True)

@@ -1,6 +1,7 @@
 """One experiment's page, live: progress, plans, stopping and retrying runs, charts, export."""
 
 import json
+import threading
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -195,13 +196,29 @@ def test_export_downloads_the_experiment_as_json(browser, login, experiment, tmp
 
 
 def test_the_log_holds_each_event_once_from_history_and_live(browser, login, experiment, owner_api):
-    body, (agent, _other) = experiment()
-    for i in range(5):
-        agent.progress(i * 10, f"before the page {i}")
-    open_experiment(browser, login, body["id"])
-    for i in range(5):
-        agent.progress(50 + i * 10, f"while watching {i}")
+    body, (agent, other) = experiment()
+    for i in range(20):
+        agent.progress(i, f"before the page {i}")
+    # Keep events coming while the page opens, so its history and live events interleave.
+    stop = threading.Event()
+
+    def stream():
+        step = 0
+        while not stop.is_set():
+            step += 1
+            other.progress(min(step, 100), f"while the page opens {step}")
+            stop.wait(0.05)
+
+    streamer = threading.Thread(target=stream, daemon=True)
+    streamer.start()
+    try:
+        open_experiment(browser, login, body["id"])
+        wait(browser, lambda d: len(log_seqs(d)) > 30)
+    finally:
+        stop.set()
+        streamer.join()
     last = owner_api.events(body["id"])[-1]["seq"]
     wait(browser, lambda d: max(log_seqs(d), default=0) == last)
     seqs = log_seqs(browser)
-    assert sorted(seqs) == list(range(1, last + 1))
+    assert len(seqs) == len(set(seqs)), "an event is shown twice"
+    assert sorted(seqs) == list(range(1, last + 1)), "an event is missing"
