@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import weakref
 from collections import OrderedDict, defaultdict
 
@@ -47,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 # System events have no seq: the hub remembers the ids of the latest ones it delivered.
 RECENT_SYSTEM_EVENTS = 1000
+VIEWERS_TTL_SECONDS = 30.0
 
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
 
@@ -88,7 +90,7 @@ class Hub:
         self.global_joined_id: int | None = None
         self.started_at_id = 0
         self.system_delivered: OrderedDict[int, None] = OrderedDict()
-        self._viewers: dict[str, frozenset | None] = {}
+        self._viewers: dict[str, tuple[frozenset | None, float]] = {}  # viewers, good until
         self._viewer_versions: dict[str, int] = defaultdict(int)
         self.sweeper = Sweeper(self)
         self.events_delivered = 0
@@ -253,12 +255,15 @@ class Hub:
         Cached only while this process is in a group that carries the experiment's access
         changes; otherwise a membership change could not reach the cache.
         """
-        if experiment_id in self._viewers:
-            return self._viewers[experiment_id]
+        cached = self._viewers.get(experiment_id)
+        if cached is not None and time.monotonic() < cached[1]:
+            return cached[0]
         version = self._viewer_versions[experiment_id]
         viewers = await database_sync_to_async(snapshot.viewers_of)(experiment_id)
         if self._viewer_versions[experiment_id] == version and self._hears_access_changes(experiment_id):
-            self._viewers[experiment_id] = viewers
+            # A bounded life too: an access change the layer lost, or one made by a
+            # process the layer does not connect, holds within VIEWERS_TTL_SECONDS.
+            self._viewers[experiment_id] = (viewers, time.monotonic() + VIEWERS_TTL_SECONDS)
         return viewers
 
     def _invalidate_viewers(self, experiment_id: str) -> None:
