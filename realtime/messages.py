@@ -64,9 +64,7 @@ def message_id(data) -> object:
 def _experiment_id(data: dict, msg_id, *, required: bool) -> str | None:
     if "experiment_id" not in data:
         if required:
-            raise MessageError(
-                "bad_request", "experiment_id is required (null for the global stream).", msg_id
-            )
+            raise MessageError("bad_request", "experiment_id is required (null for the global stream).", msg_id)
         return None
     value = data["experiment_id"]
     if value is None:
@@ -128,9 +126,7 @@ def parse_client_message(data: object) -> ClientMessage:
             id=msg_id,
         )
     if kind == "unsubscribe":
-        return ClientMessage(
-            "unsubscribe", experiment_id=_experiment_id(data, msg_id, required=True), id=msg_id
-        )
+        return ClientMessage("unsubscribe", experiment_id=_experiment_id(data, msg_id, required=True), id=msg_id)
     raise MessageError(
         "unknown_type", f"Unknown message type {kind[:50]!r}: use subscribe, unsubscribe or ping.", msg_id
     )

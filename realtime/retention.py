@@ -24,19 +24,15 @@ def prune_events(*, older_than_days: int | None = None, now=None) -> int:
     deleted = 0
     while True:
         with transaction.atomic():
-            ids = list(
-                Event.objects.filter(timestamp__lt=cutoff).order_by("id").values_list("id", flat=True)[:BATCH]
-            )
+            ids = list(Event.objects.filter(timestamp__lt=cutoff).order_by("id").values_list("id", flat=True)[:BATCH])
             if not ids:
                 return deleted
             cut = Event.objects.filter(id__in=ids)
-            per_experiment = (
-                cut.exclude(experiment_id__isnull=True).values("experiment_id").annotate(top=Max("seq"))
-            )
+            per_experiment = cut.exclude(experiment_id__isnull=True).values("experiment_id").annotate(top=Max("seq"))
             for row in per_experiment:
-                EventStream.objects.filter(
-                    experiment_id=row["experiment_id"], pruned_through__lt=row["top"]
-                ).update(pruned_through=row["top"])
+                EventStream.objects.filter(experiment_id=row["experiment_id"], pruned_through__lt=row["top"]).update(
+                    pruned_through=row["top"]
+                )
             EventStream.objects.update_or_create(experiment_id=GLOBAL_STREAM_KEY, defaults={})
             EventStream.objects.filter(experiment_id=GLOBAL_STREAM_KEY, pruned_through__lt=ids[-1]).update(
                 pruned_through=ids[-1]

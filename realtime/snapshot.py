@@ -57,17 +57,12 @@ def experiment_snapshot(experiment_id: str, user) -> dict | None:
     with consistent_read():
         seq, _pruned = stream_state(experiment_id)
         experiment = (
-            Experiment.objects.visible_to(user)
-            .select_related("created_by")
-            .filter(public_id=experiment_id)
-            .first()
+            Experiment.objects.visible_to(user).select_related("created_by").filter(public_id=experiment_id).first()
         )
         if experiment is None:
             return None
         runs = list(
-            AgentRun.objects.filter(experiment=experiment)
-            .select_related("retry_of")
-            .order_by("created_at", "id")
+            AgentRun.objects.filter(experiment=experiment).select_related("retry_of").order_by("created_at", "id")
         )
         role = experiment.role_of(user)
     body = experiment_representation(experiment, runs=runs, role=role, include_runs=False)
@@ -92,13 +87,9 @@ def global_snapshot(user) -> dict:
     )
     roles = {}
     if not user.is_staff:
-        roles = dict(
-            Membership.objects.filter(user=user, experiment__in=running).values_list("experiment_id", "role")
-        )
+        roles = dict(Membership.objects.filter(user=user, experiment__in=running).values_list("experiment_id", "role"))
     experiments = [
-        experiment_representation(
-            e, role=roles.get(e.pk, "owner" if user.is_staff else None), include_runs=False
-        )
+        experiment_representation(e, role=roles.get(e.pk, "owner" if user.is_staff else None), include_runs=False)
         for e in running
     ]
     return {

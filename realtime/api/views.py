@@ -84,9 +84,7 @@ class EventListView(ListAPIView):
             queryset = queryset.filter(run_id=run)
         if event_type:
             if event_type not in EVENT_TYPES:
-                raise ValidationError(
-                    {"event_type": [f"Unknown event type. Known: {', '.join(sorted(EVENT_TYPES))}."]}
-                )
+                raise ValidationError({"event_type": [f"Unknown event type. Known: {', '.join(sorted(EVENT_TYPES))}."]})
             queryset = queryset.filter(event_type=event_type)
         if experiment:
             if since is not None:
