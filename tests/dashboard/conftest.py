@@ -66,6 +66,9 @@ def browser(_chrome, chromium, server, request):
         "Network.emulateNetworkConditions",
         {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
     )
+    web.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+    )
     web.get_log("browser")  # start each test with an empty console log
     yield web
     if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:

@@ -5,6 +5,7 @@ import threading
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 
 from tests.dashboard.harness import wait_until
@@ -222,3 +223,46 @@ def test_the_log_holds_each_event_once_from_history_and_live(browser, login, exp
     seqs = log_seqs(browser)
     assert len(seqs) == len(set(seqs)), "an event is shown twice"
     assert sorted(seqs) == list(range(1, last + 1)), "an event is missing"
+
+
+def test_a_plan_can_be_approved_with_the_keyboard_alone(browser, login, experiment, owner_api):
+    body, (agent, _other) = experiment()
+    open_experiment(browser, login, body["id"])
+    agent.plan(PLAN)
+    card = wait(browser, ec.visibility_of_element_located((By.CSS_SELECTOR, ".plan-card")))
+    feedback = card.find_element(By.TAG_NAME, "textarea")
+    feedback.click()
+    feedback.send_keys("Ship it")
+    active = browser.switch_to.active_element
+    active.send_keys(Keys.TAB)
+    focused = browser.switch_to.active_element
+    assert focused.get_attribute("data-decision") == "approve"
+    # The focus ring is visible (an outline, not just a colour change).
+    assert browser.execute_script("return getComputedStyle(document.activeElement).outlineStyle") != "none"
+    focused.send_keys(Keys.ENTER)
+    wait(browser, ec.invisibility_of_element_located((By.ID, "approvals")))
+    assert owner_api.run(agent.run_id)["approval"]["state"] == "approved"
+
+
+def test_at_phone_width_the_runs_are_cards_and_their_controls_work(browser, login, experiment, owner_api):
+    body, (agent, _other) = experiment()
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+    )
+    try:
+        open_experiment(browser, login, body["id"])
+        agent.progress(12, "On a phone")
+        row = (By.CSS_SELECTOR, f'#runs-body tr[data-run-id="{agent.run_id}"]')
+        wait(browser, text_in(row, "12.0%"))
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+        assert browser.find_element(*row).value_of_css_property("display") == "block"
+        stop = browser.find_element(*row).find_element(By.CSS_SELECTOR, "button[data-action=stop-run]")
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", stop)
+        stop.click()
+        wait(browser, lambda d: d.find_element(*row).get_attribute("data-status") == "stopped")
+        assert owner_api.run(agent.run_id)["status"] == "stopped"
+    finally:
+        browser.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+        )

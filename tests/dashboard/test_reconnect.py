@@ -140,3 +140,15 @@ def test_when_the_missed_events_were_pruned_the_page_redraws_from_a_fresh_snapsh
     # Live events continue from the snapshot's seq.
     agent.progress(70, "on the new connection")
     wait(browser, text_in(row, "70.0%"))
+
+
+def test_a_socket_refused_for_a_lost_session_sends_the_page_to_the_login(browser, login, experiment, server):
+    body, _agents = experiment()
+    login(browser, OWNER, f"/experiments/{body['id']}/")
+    wait(browser, ec.presence_of_element_located((By.CSS_SELECTOR, "#runs-body tr[data-run-id]")))
+    # The session is gone (signed out elsewhere) and the socket drops: the reconnect is
+    # closed with 4401, and the page goes to the login with a way back.
+    browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    server.restart()
+    wait(browser, ec.url_contains("/accounts/login/?next="), timeout=30)
+    assert f"/experiments/{body['id']}/" in browser.current_url.replace("%2F", "/")
