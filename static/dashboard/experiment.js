@@ -214,6 +214,7 @@ async function repairGap(event) {
     }
   } catch (err) {
     console.error("gap repair failed", err);
+    held.length = 0; // the reconnect replays them after the last seq applied
     socket.reconnect();
     return;
   } finally {
