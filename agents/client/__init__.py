@@ -246,9 +246,10 @@ class AgentClient:
             run_metrics["tokens_used"] = int(tokens_used)
         if cost is not None:
             run_metrics["cost"] = _finite("cost", cost)
-        run_metrics["elapsed_time"] = round(
-            _finite("elapsed_time", elapsed_time) if elapsed_time is not None else self.elapsed(), 3
-        )
+        if elapsed_time is not None:
+            run_metrics["elapsed_time"] = round(_finite("elapsed_time", elapsed_time), 3)
+        elif "elapsed_time" not in run_metrics:
+            run_metrics["elapsed_time"] = round(self.elapsed(), 3)
         body["metrics"] = run_metrics
         return self._report("progress", body)
 
