@@ -367,8 +367,6 @@ async def test_a_socket_opened_with_a_token_since_reissued_takes_no_more_reports
 
     await socket.send({"type": "progress", "id": 2, "progress_percent": 20})
     messages, code = await socket.messages_until_close()
-    assert messages == [
-        {"type": "error", "code": "not_authenticated", "detail": messages[0]["detail"], "id": 2}
-    ]
+    assert messages == [{"type": "error", "code": "not_authenticated", "detail": messages[0]["detail"], "id": 2}]
     assert code == 4401
     assert (await in_thread(agent.fresh)).progress_percent == 10
