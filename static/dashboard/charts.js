@@ -17,6 +17,9 @@ const DASHES = [[], [8, 4], [2, 3], [10, 3, 2, 3], [4, 4], [12, 6]];
 const MAX_POINTS = 2000;
 const REDRAW_MS = 250;
 const HEIGHT = 220;
+// Past this many runs a legend row per run drowns the chart: the chart then shows, as
+// plain text, every run's latest value instead.
+const MAX_LEGEND_RUNS = 12;
 
 class Series {
   constructor() {
@@ -49,6 +52,8 @@ class Series {
   }
 }
 
+let instances = 0;
+
 function cssVar(name, fallback) {
   const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   return value || fallback;
@@ -57,6 +62,7 @@ function cssVar(name, fallback) {
 export class MetricCharts {
   constructor(container, { label, runOrder }) {
     this.container = container;
+    this.instance = ++instances; // frame keys and element ids stay apart between instances
     this.label = label;
     this.runOrder = runOrder;
     this.metrics = new Map(); // name -> Map(runId -> Series)
@@ -134,11 +140,12 @@ export class MetricCharts {
     const chart = this.chartFor(name);
     chart.dirty = true;
     const wait = chart.drawnAt + REDRAW_MS - performance.now();
-    if (wait <= 0) onFrame(`chart:${name}`, () => this.draw(name));
+    const key = `chart:${this.instance}:${name}`;
+    if (wait <= 0) onFrame(key, () => this.draw(name));
     else if (!chart.timer) {
       chart.timer = setTimeout(() => {
         chart.timer = 0;
-        onFrame(`chart:${name}`, () => this.draw(name));
+        onFrame(key, () => this.draw(name));
       }, wait);
     }
   }
@@ -146,7 +153,7 @@ export class MetricCharts {
   chartFor(name) {
     let chart = this.charts.get(name);
     if (chart) return chart;
-    const id = `metric-${this.charts.size}`;
+    const id = `metric-${this.instance}-${this.charts.size}`;
     const plotEl = h("div", { class: "plot", "aria-hidden": "true" });
     const summary = h("p", { class: "visually-hidden", id: `${id}-summary` });
     const figure = h(
@@ -190,6 +197,7 @@ export class MetricCharts {
       return n ? `${this.label(id)} ${formatValue(s.ys[n - 1])} at step ${s.xs[n - 1]}` : null;
     });
     setText(chart.summary, `${name}, latest values: ${last.filter(Boolean).join("; ")}.`);
+    chart.summary.className = runs.length > MAX_LEGEND_RUNS ? "chart-summary muted" : "visually-hidden";
   }
 
   options(runs, width) {
@@ -204,7 +212,7 @@ export class MetricCharts {
         { ...axis, label: "step", labelSize: 18, size: 36 },
         { ...axis, size: 56, values: (u, values) => values.map(formatValue) },
       ],
-      legend: { live: true },
+      legend: { show: runs.length <= MAX_LEGEND_RUNS, live: true },
       cursor: { drag: { x: true, y: false }, points: { size: 6 } },
       series: [
         { label: "step", value: (u, v, si, idx) => (idx == null ? lastValue(u.data[0]) ?? "—" : String(v)) },

@@ -139,7 +139,7 @@ def test_metrics_are_charted_with_one_line_per_run(browser, login, experiment):
     assert chart.size["width"] > 100
     legend = browser.find_element(By.CSS_SELECTOR, '#charts .chart[data-metric="loss"] .u-legend').text
     assert "first" in legend and "second" in legend
-    summary = (By.CSS_SELECTOR, '#charts .chart[data-metric="loss"] .visually-hidden')
+    summary = (By.CSS_SELECTOR, '#charts .chart[data-metric="loss"] p[id$="-summary"]')
     wait(browser, lambda d: "second 1.1 at step 5" in d.find_element(*summary).get_attribute("textContent"))
 
 

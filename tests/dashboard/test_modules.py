@@ -107,3 +107,38 @@ def test_plan_events_drive_a_run_through_approval(browser, server):
         ["awaiting_approval", "pending", None],
         ["running", "approved", None],
     ]
+
+
+def test_a_chart_of_many_runs_trades_its_legend_for_a_text_summary(browser, server):
+    shown = run_module_script(
+        browser,
+        server,
+        EVENT
+        + """
+        const {MetricCharts} = await import("/static/dashboard/charts.js");
+        const box = document.body.appendChild(document.createElement("div"));
+        box.style.width = "600px";
+        const runs = Array.from({length: 15}, (_, i) => `run_${i}`);
+        const charts = new MetricCharts(box, {label: (id) => id, runOrder: () => runs});
+        const few = new MetricCharts(document.body.appendChild(document.createElement("div")),
+                                     {label: (id) => id, runOrder: () => runs});
+        runs.forEach((id, i) => charts.addPoint(id, "loss", 1, i));
+        few.addPoint("run_0", "loss", 1, 0.5);
+        few.addPoint("run_0", "loss", 2, 0.25);
+        await frames(3);
+        const legend = (c) => !!c.container.querySelector(".u-legend");
+        const summary = (c) => c.container.querySelector("p[id$='-summary']");
+        return {
+          manyLegend: legend(charts), manySummaryClass: summary(charts).className,
+          manyText: summary(charts).textContent,
+          fewLegend: legend(few), fewSummaryClass: summary(few).className,
+          fewText: summary(few).textContent,
+        };
+        """,
+    )
+    assert shown["manyLegend"] is False
+    assert shown["manySummaryClass"] == "chart-summary muted"
+    assert "run_14 14 at step 1" in shown["manyText"]
+    assert shown["fewLegend"] is True
+    assert shown["fewSummaryClass"] == "visually-hidden"
+    assert shown["fewText"] == "loss, latest values: run_0 0.25 at step 2."
