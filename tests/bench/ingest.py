@@ -28,6 +28,7 @@ import httpx
 from tests.bench import load
 from tests.bench.servers import (
     DEFAULT_DATABASE,
+    CpuMeter,
     daphne_servers,
     database_url,
     ensure_database,
@@ -68,7 +69,8 @@ def research_runs(count: int) -> list[tuple[str, str]]:
     return [(i.run.public_id, i.token) for i in issued]
 
 
-def research_phase(ports: list[int], agents: int, seconds: float, *, idempotency_key: bool) -> dict:
+def research_phase(servers: list, database: str, agents: int, seconds: float, *, idempotency_key: bool) -> dict:
+    ports = [port for port, _process in servers]
     targets = [
         load.Target(
             kind="research",
@@ -79,7 +81,9 @@ def research_phase(ports: list[int], agents: int, seconds: float, *, idempotency
         )
         for i, (run_id, token) in enumerate(research_runs(agents))
     ]
-    return load.push(targets, seconds=seconds)
+    load.warm(targets)
+    pids = [process.pid for _port, process in servers]
+    return load.push(targets, seconds=seconds, meter=lambda: CpuMeter(pids, database))
 
 
 # MLflow ------------------------------------------------------------------------------------
@@ -185,10 +189,12 @@ def mlflow_runs(port: int, count: int) -> list[str]:
     ]
 
 
-def mlflow_phase(port: int, agents: int, seconds: float) -> dict:
+def mlflow_phase(port: int, pid: int, backend: str, agents: int, seconds: float) -> dict:
     url = f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/log-batch"
     targets = [load.Target(kind="mlflow", url=url, run_id=run_id) for run_id in mlflow_runs(port, agents)]
-    return load.push(targets, seconds=seconds)
+    load.warm(targets)
+    database = MLFLOW_DATABASE if backend == "postgresql" else None
+    return load.push(targets, seconds=seconds, meter=lambda: CpuMeter([pid], database))
 
 
 def research_label(processes: int, key: bool) -> str:
@@ -201,6 +207,7 @@ def research_label(processes: int, key: bool) -> str:
 
 def row(system: str, result: dict) -> list:
     lat = latency_summary(result["latencies"])
+    cpu = result["cpu_ms_per_point"]
     return [
         system,
         result["agents"],
@@ -209,6 +216,8 @@ def row(system: str, result: dict) -> list:
         f"{lat['p99']:.1f}",
         result["calls"],
         result["failures"],
+        "?" if cpu is None else f"{cpu * 1000:.1f}",
+        "?" if cpu is None else f"{2000 / cpu:,.0f}",
     ]
 
 
@@ -230,11 +239,12 @@ def main() -> None:
     layouts = [(1, True), (1, False)] if args.skip_two_processes else [(1, True), (1, False), (2, True)]
     for processes, key in layouts:
         with daphne_servers(args.database, processes) as servers:
-            ports = [port for port, _process in servers]
             for agents in AGENT_COUNTS:
                 label = research_label(processes, key)
                 print(f"{label}, {agents} agent(s) …", flush=True)
-                results[(label, agents)] = research_phase(ports, agents, args.seconds, idempotency_key=key)
+                results[(label, agents)] = research_phase(
+                    servers, args.database, agents, args.seconds, idempotency_key=key
+                )
                 print("  " + " | ".join(str(c) for c in row(label, results[(label, agents)])), flush=True)
 
     mlflow_version = None
@@ -246,7 +256,7 @@ def main() -> None:
                 for agents in AGENT_COUNTS:
                     label = f"MLflow {mlflow_version}, {MLFLOW_WORKERS} workers, {backend}"
                     print(f"{label}, {agents} agent(s) …", flush=True)
-                    results[(label, agents)] = mlflow_phase(port, agents, args.seconds)
+                    results[(label, agents)] = mlflow_phase(port, process.pid, backend, agents, args.seconds)
                     print("  " + " | ".join(str(c) for c in row(label, results[(label, agents)])), flush=True)
             finally:
                 stop_process(process)
@@ -255,7 +265,17 @@ def main() -> None:
     print(f"Metric ingestion, 1,000 points a call, {args.seconds:.0f} s per row")
     print()
     print_table(
-        ["server", "agents", "points/s", "p50 ms/call", "p99 ms/call", "calls", "errors"],
+        [
+            "server",
+            "agents",
+            "points/s",
+            "p50 ms/call",
+            "p99 ms/call",
+            "calls",
+            "errors",
+            "server CPU ms / 1,000 points",
+            "points/s 2 free cores allow",
+        ],
         [row(label, result) for (label, _agents), result in results.items()],
     )
     if mlflow_version:
@@ -267,9 +287,14 @@ def main() -> None:
         for backend in ("postgresql", "sqlite"):
             theirs = f"MLflow {mlflow_version}, {MLFLOW_WORKERS} workers, {backend}"
             for agents in AGENT_COUNTS:
-                ratio = results[(ours, agents)]["points_per_second"] / results[(theirs, agents)]["points_per_second"]
-                rows.append([backend, agents, f"{ratio:.1f}×"])
-        print_table(["MLflow backend", "agents", "ratio"], rows)
+                a, b = results[(ours, agents)], results[(theirs, agents)]
+                cpu = (
+                    f"{b['cpu_ms_per_point'] / a['cpu_ms_per_point']:.1f}×"
+                    if a["cpu_ms_per_point"] and b["cpu_ms_per_point"]
+                    else "?"
+                )
+                rows.append([backend, agents, f"{a['points_per_second'] / b['points_per_second']:.1f}×", cpu])
+        print_table(["MLflow backend", "agents", "points/s ratio", "server CPU per point: MLflow / ours"], rows)
 
 
 if __name__ == "__main__":

@@ -100,15 +100,30 @@ def agent(target: Target, warmup: int, seconds: float, max_calls: int, barrier, 
     )
 
 
-def push(targets: list[Target], *, warmup: int = 5, seconds: float = 15.0, max_calls: int = 2000) -> dict:
-    """Run one agent process per target at once; points/s over the common window."""
+def warm(targets: list[Target]) -> None:
+    """One call per target before anything is measured (steps below 0, never sent again)."""
+    for target in targets:
+        with httpx.Client(timeout=120.0, headers={"Content-Type": "application/json", **target.headers}) as client:
+            client.post(target.url, content=batch(target, -1)).raise_for_status()
+
+
+def push(targets: list[Target], *, warmup: int = 5, seconds: float = 15.0, max_calls: int = 2000, meter=None) -> dict:
+    """Run one agent process per target at once; points/s over the common window.
+
+    ``meter()`` (optional) starts a CPU meter of the server side when the agents start
+    sending; its ``seconds()`` is read when they are done.
+    """
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(len(targets))
     results = ctx.Queue()
     processes = [ctx.Process(target=agent, args=(t, warmup, seconds, max_calls, barrier, results)) for t in targets]
     for p in processes:
         p.start()
+    # The agents warm up, then meet at the barrier; the meter's window covers the warm-up
+    # too, and the per-point figure below divides by every point sent meanwhile.
+    cpu = meter() if meter else None
     outcomes = [results.get(timeout=seconds + 600) for _ in processes]
+    cpu_seconds = cpu.seconds() if cpu else None
     for p in processes:
         p.join()
     start = min(o["started"] for o in outcomes)
@@ -122,4 +137,8 @@ def push(targets: list[Target], *, warmup: int = 5, seconds: float = 15.0, max_c
         "seconds": end - start,
         "points_per_second": points / (end - start),
         "latencies": [x for o in outcomes for x in o["latencies"]],
+        # Server CPU per point, over the warm-up calls and the measured ones.
+        "cpu_ms_per_point": (
+            cpu_seconds * 1000 / (points + warmup * POINTS_PER_CALL * len(targets)) if cpu_seconds else None
+        ),
     }

@@ -136,6 +136,51 @@ def daphne_servers(database: str, count: int = 1, *, log_dir: Path | None = None
             log.close()
 
 
+class CpuMeter:
+    """CPU seconds used by the server processes and their PostgreSQL backends meanwhile.
+
+    On a machine shared with other work, wall-clock throughput says little; the CPU the
+    server side spends per point does not depend on who else runs. PostgreSQL backends
+    are found by their process title, which names the database they serve.
+    """
+
+    def __init__(self, pids: list[int], database: str | None):
+        self.pids = pids
+        self.database = database
+        self.start = self._times()
+
+    def _processes(self):
+        import psutil
+
+        found = {}
+        for pid in self.pids:
+            with contextlib.suppress(psutil.Error):
+                process = psutil.Process(pid)
+                found[pid] = process
+                for child in process.children(recursive=True):
+                    found[child.pid] = child
+        if self.database:
+            for process in psutil.process_iter(["name", "cmdline"]):
+                title = " ".join(process.info.get("cmdline") or [])
+                if title.startswith("postgres: ") and f" {self.database} " in title:
+                    found[process.pid] = process
+        return found
+
+    def _times(self) -> dict[int, float]:
+        import psutil
+
+        times = {}
+        for pid, process in self._processes().items():
+            with contextlib.suppress(psutil.Error):
+                cpu = process.cpu_times()
+                times[pid] = cpu.user + cpu.system
+        return times
+
+    def seconds(self) -> float:
+        end = self._times()
+        return sum(max(0.0, end[pid] - self.start.get(pid, 0.0)) for pid in end)
+
+
 def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile (p in 0–100) of a non-empty list."""
     ordered = sorted(values)
