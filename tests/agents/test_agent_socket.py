@@ -8,6 +8,8 @@ from django.test import Client
 from agents import lifecycle
 from agents.approval import expire_overdue_approvals
 from agents.models import AgentRun, MetricPoint
+from realtime.groups import run_group
+from realtime.hub import get_hub
 from realtime.models import Event
 from tests.agents.conftest import run_events
 from tests.agents.sockets import AgentSockets, in_thread
@@ -228,12 +230,14 @@ async def test_the_approval_timeout_tells_the_agent_to_stop(sockets, agent):
     assert "approval_timeout" in run.error
 
 
-async def test_a_stop_the_agent_missed_is_repaired_by_the_hub(sockets, agent, team, settings, monkeypatch):
-    """A control message lost on the way is sent by the hub's sweep from the run's state."""
+async def test_a_stop_the_agent_missed_is_repaired_by_the_hub(sockets, agent, team, settings):
+    """A control message the channel layer loses is sent by the hub's sweep from the run's
+    stored state."""
     settings.REALTIME = {**settings.REALTIME, "SWEEP_SECONDS": 0.3}
     socket, _ = await connect(sockets, agent)
-    # The change and its event commit, but the layer message is lost.
-    monkeypatch.setattr("realtime.receivers.publish_control", lambda **kwargs: None)
+    # The layer forgets that this process follows the run: its control messages are lost.
+    hub = get_hub()
+    await hub.layer.group_discard(run_group(agent.id), hub.channel)
 
     await in_thread(lifecycle.stop_run, run=agent.run, by=team["operator"])
 
