@@ -51,6 +51,10 @@ def daphne_command(port: int, host: str) -> list[str]:
     ]
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Serve the dashboard with daphne and stream a simulated demo experiment."
 
@@ -60,6 +64,8 @@ class Command(BaseCommand):
         parser.add_argument("--no-simulation", action="store_true", help="Serve only.")
 
     def handle(self, *args, **options):
+        # SIGTERM (a supervisor, `kill`) stops the demo like Ctrl-C: children included.
+        signal.signal(signal.SIGTERM, _interrupt)
         port, host = options["port"], options["host"]
         user = self._demo_user()
         experiment = self._demo_experiment(user)
