@@ -1,11 +1,13 @@
 """``Idempotency-Key`` for agent reports.
 
 The first request with a key claims it in its own committed row (``in_flight``), then
-runs the report and stores the response (``done``). A repeat with the same body gets the
-stored response and changes nothing; with another body, 422; while the first is still
-running, 409 (so a retry racing the original can never write twice). A claim whose
-request died (a crash, a 5xx) is released so that the retry can run; one left behind by
-a killed process expires after ``STALE_SECONDS``.
+runs the report and stores the response (``done``) in the report's own transaction. A
+repeat with the same body gets the stored response and changes nothing; with another
+body, 422; while the first is still running, 409 (so a retry racing the original can
+never write twice). A claim whose request failed (a 5xx) is released so that the retry can
+run; one left behind by a killed process is taken over after ``STALE_SECONDS``, and if
+its owner was only slow, whichever of the two stores its answer first wins: the other's
+report rolls back with its answer.
 """
 
 import hashlib
@@ -46,6 +48,10 @@ def _in_flight(detail: str) -> dict:
     return {**_envelope("conflict", detail), "in_flight": True}
 
 
+class _Superseded(Exception):
+    """Our claim was taken over (we looked dead): the other request's answer stands."""
+
+
 def run_once(*, run, key: str | None, fingerprint: str, compute: Callable[[], tuple[int, dict]]) -> tuple[int, dict]:
     if key is None:
         return compute()
@@ -57,25 +63,47 @@ def run_once(*, run, key: str | None, fingerprint: str, compute: Callable[[], tu
             record = IdempotencyRecord.objects.create(run_id=run.pk, key=key, request_hash=fingerprint)
     except IntegrityError:
         outcome = _existing(run, key, fingerprint)
-        if outcome is not None:
+        if isinstance(outcome, tuple):
             return outcome
-        record = IdempotencyRecord.objects.get(run_id=run.pk, key=key)
+        record = outcome
     try:
-        status, body = compute()
+        # The report and its stored answer commit together: a process that dies between
+        # them leaves neither, and the retry (after STALE_SECONDS) runs the report once.
+        with transaction.atomic():
+            status, body = compute()
+            if status < 500:
+                _settle(record, status, body)
+    except _Superseded:
+        stored = IdempotencyRecord.objects.filter(pk=record.pk).first()
+        if stored is not None and stored.state == IdempotencyRecord.State.DONE:
+            return stored.status_code, stored.response
+        return 409, _in_flight("A request with this Idempotency-Key is still in flight; retry.")
     except BaseException:
-        record.delete()
+        _release(record)
         raise
     if status >= 500:
-        record.delete()
-    else:
-        IdempotencyRecord.objects.filter(pk=record.pk).update(
-            state=IdempotencyRecord.State.DONE, status_code=status, response=body
-        )
+        _release(record)
     return status, body
 
 
-def _existing(run, key: str, fingerprint: str) -> tuple[int, dict] | None:
-    """The answer for a key already used, or None when a stale claim was taken over."""
+def _settle(record: IdempotencyRecord, status: int, body: dict) -> None:
+    """Store the answer, if the claim is still ours (same claim time, still in flight)."""
+    done = IdempotencyRecord.objects.filter(
+        pk=record.pk, state=IdempotencyRecord.State.IN_FLIGHT, created_at=record.created_at
+    ).update(state=IdempotencyRecord.State.DONE, status_code=status, response=body)
+    if not done:
+        raise _Superseded  # rolls the report back: the request that took over stands
+
+
+def _release(record: IdempotencyRecord) -> None:
+    """Free the key of a request that failed (5xx, crash) so that its retry can run."""
+    IdempotencyRecord.objects.filter(
+        pk=record.pk, state=IdempotencyRecord.State.IN_FLIGHT, created_at=record.created_at
+    ).delete()
+
+
+def _existing(run, key: str, fingerprint: str) -> tuple[int, dict] | IdempotencyRecord:
+    """The answer for a key already used, or the record when a stale claim was taken over."""
     record = IdempotencyRecord.objects.filter(run_id=run.pk, key=key).first()
     if record is None:  # released between our insert and this read: the client retries
         return 409, _in_flight("A request with this Idempotency-Key is in flight; retry.")
@@ -84,11 +112,13 @@ def _existing(run, key: str, fingerprint: str) -> tuple[int, dict] | None:
     if record.state == IdempotencyRecord.State.DONE:
         return record.status_code, record.response
     stale_before = timezone.now() - timedelta(seconds=STALE_SECONDS)
+    claimed_at = timezone.now()
     taken = IdempotencyRecord.objects.filter(
         pk=record.pk, state=IdempotencyRecord.State.IN_FLIGHT, created_at__lt=stale_before
-    ).update(created_at=timezone.now())
+    ).update(created_at=claimed_at)
     if taken:
-        return None
+        record.created_at = claimed_at
+        return record
     return 409, _in_flight("A request with this Idempotency-Key is still in flight; retry.")
 
 

@@ -227,3 +227,105 @@ def test_simultaneous_duplicates_write_once(pg_agent):
         assert 200 in results
     assert MetricPoint.objects.filter(series__run=pg_agent.run).count() == rounds
     assert Event.objects.filter(run_id=pg_agent.id, event_type="metrics_updated").count() == rounds
+
+
+@pytest.mark.django_db
+def test_a_claim_left_by_a_dead_request_is_taken_over_and_the_report_runs_once(agent):
+    """A process died after claiming the key and before answering (its report, in the same
+    transaction as the answer, never committed): after STALE_SECONDS the retry runs it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from agents.idempotency import STALE_SECONDS, request_hash
+
+    body = {"points": [{"name": "loss", "value": 1.0}]}
+    IdempotencyRecord.objects.create(
+        run=agent.run,
+        key="orphan",
+        request_hash=request_hash("metrics", body),
+        created_at=timezone.now() - timedelta(seconds=STALE_SECONDS + 1),
+    )
+
+    first = agent.post("metrics", body, HTTP_IDEMPOTENCY_KEY="orphan")
+    again = agent.post("metrics", body, HTTP_IDEMPOTENCY_KEY="orphan")
+
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json() == {"accepted": 1}
+    assert MetricPoint.objects.filter(series__run=agent.run).count() == 1
+
+
+class _RunLock:
+    """Hold a run's row (FOR NO KEY UPDATE) from a thread of its own, so that reports on it
+    wait while this test's own statements still commit one by one."""
+
+    def __init__(self, run_pk: int):
+        self.run_pk = run_pk
+        self.held = threading.Event()
+        self.release = threading.Event()
+        self.thread = threading.Thread(target=self._hold)
+
+    def _hold(self):
+        try:
+            with transaction.atomic():
+                AgentRun.objects.select_for_update(no_key=True).get(pk=self.run_pk)
+                self.held.set()
+                self.release.wait(30)
+        finally:
+            connection.close()
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.held.wait(10)
+        return self
+
+    def __exit__(self, *exc):
+        self.release.set()
+        self.thread.join(30)
+
+
+def _wait_until(condition, what: str) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        threading.Event().wait(0.01)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.mark.postgres
+def test_a_slow_first_request_and_the_retry_that_took_its_claim_write_once(pg_agent):
+    """The first request is held (the run is locked); its claim ages past STALE_SECONDS and a
+    retry takes it over and is held too. When both go on, only the retry (which owns the
+    claim now) can store its answer: the original's report rolls back, answering what the
+    retry stored or, if the retry has not finished yet, 409 "in flight, retry"."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from agents.idempotency import STALE_SECONDS
+
+    body = {"points": [{"name": "loss", "value": float(i)} for i in range(10)]}
+    results = [None, None]
+
+    def post(index):
+        thread = threading.Thread(
+            target=_post_in_thread, args=(pg_agent.token, pg_agent.id, "metrics", body, "slow", results, index)
+        )
+        thread.start()
+        return thread
+
+    with _RunLock(pg_agent.run.pk):
+        first = post(0)
+        _wait_until(lambda: IdempotencyRecord.objects.filter(key="slow").exists(), "the first claim")
+        aged = timezone.now() - timedelta(seconds=STALE_SECONDS + 1)
+        IdempotencyRecord.objects.filter(key="slow").update(created_at=aged)
+        retry = post(1)
+        _wait_until(lambda: IdempotencyRecord.objects.filter(key="slow", created_at__gt=aged).exists(), "the takeover")
+        assert first.is_alive() and retry.is_alive()
+    first.join(30)
+    retry.join(30)
+
+    assert results[1] == 200
+    assert results[0] in (200, 409)
+    assert MetricPoint.objects.filter(series__run=pg_agent.run).count() == 10
+    assert Event.objects.filter(run_id=pg_agent.id, event_type="metrics_updated").count() == 1
