@@ -9,11 +9,12 @@ from django.contrib import admin, messages
 
 from agents import lifecycle
 from agents.models import AgentRun
+from experiments.admin import StaffMayOperate
 from experiments.errors import ConflictError
 
 
 @admin.register(AgentRun)
-class AgentRunAdmin(admin.ModelAdmin):
+class AgentRunAdmin(StaffMayOperate, admin.ModelAdmin):
     list_display = (
         "public_id",
         "name",
@@ -45,7 +46,7 @@ class AgentRunAdmin(admin.ModelAdmin):
         return False
 
     def has_stop_permission(self, request) -> bool:
-        return request.user.has_perm("agents.change_agentrun")
+        return StaffMayOperate._staff(request)
 
     @admin.action(description="Stop the selected runs", permissions=["stop"])
     def stop_runs(self, request, queryset):

@@ -2,11 +2,12 @@
 
 from django.contrib import admin
 
+from experiments.admin import StaffMayOperate
 from realtime.models import Event
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(StaffMayOperate, admin.ModelAdmin):
     list_display = ("id", "event_type", "experiment_id", "seq", "run_id", "timestamp")
     list_filter = ("event_type", "timestamp")
     search_fields = ("experiment_id", "run_id", "event_type")

@@ -251,3 +251,23 @@ def test_events_are_read_only_in_the_admin(admin_client, alice, url_name):
     assert response.status_code == 403
     assert admin_client.get(reverse("admin:realtime_event_add")).status_code == 403
     assert Event.objects.get(pk=event.pk).event_type == "experiment_created"
+
+
+# Staff without model permissions ---------------------------------------------------------
+
+
+def test_staff_operate_through_the_admin_without_model_permissions(client, staff, alice):
+    """Staff may do everything: the admin does not also ask for Django model permissions."""
+    assert not staff.is_superuser and not staff.user_permissions.exists()
+    client.force_login(staff)
+    experiment, _issued = experiment_in_status(alice, ExperimentStatus.RUNNING, name="Operated")
+    run = experiment.runs.first()
+    assert client.get(reverse(CHANGELIST)).status_code == 200
+    assert client.get(reverse("admin:agents_agentrun_changelist")).status_code == 200
+    assert client.get(reverse("admin:realtime_event_changelist")).status_code == 200
+    run_action(client, "admin:agents_agentrun_changelist", "stop_runs", [run])
+    run.refresh_from_db()
+    assert run.status == RunStatus.STOPPED
+    run_action(client, CHANGELIST, "stop_experiments", [experiment])
+    experiment.refresh_from_db()
+    assert experiment.status == ExperimentStatus.STOPPED
