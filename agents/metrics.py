@@ -434,7 +434,7 @@ def experiment_metrics(experiment, *, name: str | None, run_id: str | None, max_
         # Every series in at most three queries, downsampled by the database (series_reads.py).
         buckets = max(1, max_points // 2)
         plans = {s.pk: _read_plan(s.count, max_points, buckets) for s in all_series}
-        read = read_many([(pk, mode, level) for pk, (mode, level) in plans.items()], buckets)
+        read = read_many([(s.pk, *plans[s.pk], s.count) for s in all_series], buckets)
         results = [(s, read[s.pk], plans[s.pk][0] != "whole") for s in all_series]
     else:
         results = [(s, *read_series(s, max_points)) for s in all_series]

@@ -44,19 +44,22 @@ _BUCKETIZE_SQL = (
     "SELECT series_id, step, value, " + _TS.format(c="ts") + " FROM kept ORDER BY series_id, step, idx"
 )
 
+# A series' points are numbered 0 … count-1 by arrival (``idx``), and its blocks at level L
+# 0 … ceil(count / 4**L)-1, with no gaps: ``idx`` or ``block`` is the unit's position ``i``
+# and ``n`` is known without counting. ``want`` carries (series id, level, n).
 _RAW_UNITS = (
-    "SELECT series_id, row_number() OVER w - 1 AS i, count(*) OVER (PARTITION BY series_id) AS n, "
-    "idx AS min_idx, step AS min_step, value AS min_value, timestamp AS min_ts, "
-    "idx AS max_idx, step AS max_step, value AS max_value, timestamp AS max_ts "
-    "FROM {points} WHERE series_id = ANY(%s) WINDOW w AS (PARTITION BY series_id ORDER BY idx)"
+    "SELECT p.series_id, p.idx AS i, want.n, "
+    "p.idx AS min_idx, p.step AS min_step, p.value AS min_value, p.timestamp AS min_ts, "
+    "p.idx AS max_idx, p.step AS max_step, p.value AS max_value, p.timestamp AS max_ts "
+    "FROM {points} p JOIN unnest(%s::bigint[], %s::bigint[]) AS want(series_id, n) "
+    "ON p.series_id = want.series_id"
 )
 
 _BLOCK_UNITS = (
-    "SELECT k.series_id, row_number() OVER w - 1 AS i, count(*) OVER (PARTITION BY k.series_id) AS n, "
+    "SELECT k.series_id, k.block AS i, want.n, "
     "k.min_idx, k.min_step, k.min_value, k.min_ts, k.max_idx, k.max_step, k.max_value, k.max_ts "
-    "FROM {blocks} k JOIN unnest(%s::bigint[], %s::smallint[]) AS want(series_id, level) "
-    "ON k.series_id = want.series_id AND k.level = want.level "
-    "WINDOW w AS (PARTITION BY k.series_id ORDER BY k.block)"
+    "FROM {blocks} k JOIN unnest(%s::bigint[], %s::smallint[], %s::bigint[]) AS want(series_id, level, n) "
+    "ON k.series_id = want.series_id AND k.level = want.level"
 )
 
 
@@ -67,21 +70,20 @@ def _collect(sql: str, params: list, into: dict[int, list]) -> None:
             into[series_id].append({"step": step, "value": value, "timestamp": timestamp})
 
 
-def read_many(plans: list[tuple[int, str, int | None]], buckets: int) -> dict[int, list[dict]]:
-    """Points per series id; a plan is (series id, "whole" | "raw" | "blocks", level)."""
+def read_many(plans: list[tuple[int, str, int | None, int]], buckets: int) -> dict[int, list[dict]]:
+    """Points per series id; a plan is (series id, "whole" | "raw" | "blocks", level, count)."""
     points = MetricPoint._meta.db_table
     blocks = MetricBlock._meta.db_table
-    out: dict[int, list[dict]] = {pk: [] for pk, _mode, _level in plans}
-    whole = [pk for pk, mode, _level in plans if mode == "whole"]
-    raw = [pk for pk, mode, _level in plans if mode == "raw"]
-    leveled = [(pk, level) for pk, mode, level in plans if mode == "blocks"]
+    out: dict[int, list[dict]] = {plan[0]: [] for plan in plans}
+    whole = [pk for pk, mode, _level, _count in plans if mode == "whole"]
+    raw = [(pk, count) for pk, mode, _level, count in plans if mode == "raw"]
+    leveled = [(pk, level, -(-count // 4**level)) for pk, mode, level, count in plans if mode == "blocks"]
     if whole:
         _collect(_WHOLE_SQL.format(points=points), [whole], out)
     if raw:
         units = _RAW_UNITS.format(points=points)
-        _collect(_BUCKETIZE_SQL.format(units=units), [raw, buckets], out)
+        _collect(_BUCKETIZE_SQL.format(units=units), [*map(list, zip(*raw, strict=True)), buckets], out)
     if leveled:
         units = _BLOCK_UNITS.format(blocks=blocks)
-        ids, levels = [pk for pk, _ in leveled], [level for _, level in leveled]
-        _collect(_BUCKETIZE_SQL.format(units=units), [ids, levels, buckets], out)
+        _collect(_BUCKETIZE_SQL.format(units=units), [*map(list, zip(*leveled, strict=True)), buckets], out)
     return out
