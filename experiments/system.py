@@ -63,7 +63,8 @@ def experiment_counts(user) -> dict[str, int]:
     return counts
 
 
-def build_status(user) -> dict:
+def shared_status() -> dict:
+    """Everything of the status but the caller's experiment counts."""
     try:
         connections = providers.connection_counter()
     except Exception:
@@ -74,5 +75,8 @@ def build_status(user) -> dict:
         "version": settings.RESEARCH_ENGINE_VERSION,
         "uptime_seconds": round(time.monotonic() - PROCESS_STARTED, 1),
         "connections": connections,
-        "experiments": experiment_counts(user),
     }
+
+
+def build_status(user) -> dict:
+    return {**shared_status(), "experiments": experiment_counts(user)}

@@ -10,6 +10,7 @@ docs/websocket.md is the protocol; close codes: 4401 not authenticated, 4403 for
 
 import logging
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -92,8 +93,17 @@ class BaseSocket(AsyncWebsocketConsumer):
             await self.send_json(exc.payload())
             return None
 
+    async def dispatch(self, message):
+        """Channels' dispatch, without its hop to the sync thread before every message to
+        close stale database connections: every database access here goes through
+        ``database_sync_to_async``, which closes them itself, and a socket's frames should
+        not queue behind other sockets' database work."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def websocket_receive(self, message):
-        # Channels' dispatch already closed stale DB connections for this message.
         if self.closing or self.outbox is None:
             return
         await self.receive(text_data=message.get("text"), bytes_data=message.get("bytes"))

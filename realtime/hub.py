@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 # System events have no seq: the hub remembers the ids of the latest ones it delivered.
 RECENT_SYSTEM_EVENTS = 1000
+SNAPSHOTS_KEPT = 100
 VIEWERS_TTL_SECONDS = 30.0
 
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
@@ -92,6 +93,7 @@ class Hub:
         self.system_delivered: OrderedDict[int, None] = OrderedDict()
         self._viewers: dict[str, tuple[frozenset | None, float]] = {}  # viewers, good until
         self._viewer_versions: dict[str, int] = defaultdict(int)
+        self._snapshots: OrderedDict[str, dict] = OrderedDict()
         self.sweeper = Sweeper(self)
         self.events_delivered = 0
         self.repairs = 0
@@ -190,6 +192,7 @@ class Hub:
             sockets.discard(stream)
             if not sockets:
                 del self.experiment_sockets[experiment_id]
+                self._snapshots.pop(experiment_id, None)
                 self._leave_later(experiment_group(experiment_id))
                 if not self.global_sockets:
                     self.delivered.pop(experiment_id, None)
@@ -269,6 +272,33 @@ class Hub:
     def _invalidate_viewers(self, experiment_id: str) -> None:
         self._viewers.pop(experiment_id, None)
         self._viewer_versions[experiment_id] += 1
+
+    # Snapshots -------------------------------------------------------------------------
+
+    async def experiment_snapshot(self, experiment_id: str, user) -> dict | None:
+        """The experiment's snapshot for ``user`` (None if they may not see it).
+
+        A snapshot is the same for every member until the experiment's next event, so
+        while this process follows the experiment, sockets opening between two events
+        share one read of it: a thousand dashboards opening at once cost one query, not a
+        thousand. The events after its ``seq`` reach each socket live, as the socket is
+        attached before it asks.
+        """
+        viewers = await self.viewers(experiment_id)
+        if viewers is None or not (user.is_staff or user.pk in viewers):
+            return None
+        group = experiment_group(experiment_id)
+        shared = self._snapshots.get(experiment_id)
+        if shared is None or shared["seq"] != self.delivered.get(experiment_id) or group not in self.groups:
+            shared = await database_sync_to_async(snapshot.shared_experiment_snapshot)(experiment_id)
+            if shared is None:
+                return None
+            if shared["seq"] == self.delivered.get(experiment_id) and group in self.groups:
+                self._snapshots[experiment_id] = shared
+                self._snapshots.move_to_end(experiment_id)
+                while len(self._snapshots) > SNAPSHOTS_KEPT:
+                    self._snapshots.popitem(last=False)
+        return snapshot.with_role(shared, snapshot.role_in(viewers, user))
 
     # Receiving -------------------------------------------------------------------------
 

@@ -245,7 +245,7 @@ class SocketStream:
         try:
             self.subscriptions[experiment_id] = Subscription(experiment_id)
             await self.hub.attach_experiment(self, experiment_id)
-            body = await database_sync_to_async(snapshot.experiment_snapshot)(experiment_id, self.user)
+            body = await self.hub.experiment_snapshot(experiment_id, self.user)
             if body is None:
                 await self.unsubscribe(experiment_id)
                 return False

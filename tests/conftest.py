@@ -32,6 +32,19 @@ def _fresh_process_state(settings):
     runtime_config.invalidate()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_connection_pools(django_db_setup, django_db_blocker):
+    """PostgreSQL's connection pool keeps connections open after the last test, which
+    would stop the test database from being dropped: close the pools first."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for connection in connections.all():
+            if hasattr(connection, "close_pool"):
+                connection.close_pool()
+
+
 @pytest.fixture
 def alice(db):
     return make_user("alice")

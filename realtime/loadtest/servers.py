@@ -75,6 +75,8 @@ def start_daphne(*, env: dict, port: int | None = None, max_frame: int = 65536) 
         sys.executable,
         "-m",
         "daphne",
+        "-v",
+        "0",
         "-b",
         "127.0.0.1",
         "-p",

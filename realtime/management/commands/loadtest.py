@@ -14,6 +14,7 @@ from the event's timestamp (when the change was recorded) to its arrival at a cl
 
 import json
 import os
+import secrets
 import time
 
 import httpx
@@ -98,7 +99,13 @@ class Command(BaseCommand):
             name=LOADTEST_NAME, by=user, agents=[lifecycle.RunSpec(agent_type="loadtest")]
         )
         lifecycle.start_experiment(experiment=experiment, by=user)
-        env = {"BACKGROUND_TASKS": "1"}
+        # Measured as deployed: DEBUG off (no query log, no debug pages).
+        env = {
+            "BACKGROUND_TASKS": "1",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        }
         if self.options["server"] == "redis":
             env["REDIS_URL"] = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
         else:
