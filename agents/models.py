@@ -30,7 +30,10 @@ def default_run_metrics() -> dict:
 
 class AgentRun(models.Model):
     public_id = models.CharField(max_length=PUBLIC_ID_MAX_LENGTH, unique=True, default=new_run_id, editable=False)
-    experiment = models.ForeignKey("experiments.Experiment", on_delete=models.CASCADE, related_name="runs")
+    # Indexed by the composite indexes below, which start with it.
+    experiment = models.ForeignKey(
+        "experiments.Experiment", on_delete=models.CASCADE, related_name="runs", db_index=False
+    )
     agent_type = models.CharField(max_length=64)
     name = models.CharField(max_length=200, blank=True, default="")
     config = models.JSONField(default=dict, blank=True)
@@ -60,6 +63,9 @@ class AgentRun(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [
+            # Pages of runs in creation order, per experiment and overall (GET agents).
+            models.Index(fields=["experiment", "created_at", "id"], name="run_experiment_created"),
+            models.Index(fields=["created_at", "id"], name="run_created"),
             models.Index(fields=["experiment", "status"]),
             models.Index(
                 fields=["approval_deadline"],

@@ -18,3 +18,5 @@ connection_counter: Callable[[], int] = lambda: 0  # noqa: E731
 experiment_events: Callable[[str], Iterator[dict]] = _no_events
 # (experiment public id) -> how many events it has stored
 experiment_event_count: Callable[[str], int] = lambda experiment_id: 0  # noqa: E731
+# (experiment public id) -> its current seq: the version of everything shown about it
+experiment_seq: Callable[[str], int] = lambda experiment_id: 0  # noqa: E731

@@ -1,6 +1,7 @@
 """ASGI entry point: ``daphne research_site.asgi:application``.
 
-HTTP goes to Django behind the body-size limit; WebSockets go through the origin check
+HTTP goes to Django (its middleware and view in one thread hop, see
+``experiments/api/handler.py``) behind the body-size limit; WebSockets go through the origin check
 and the socket authentication to the consumers routed in ``realtime/routing.py``. The
 per-process background work (event sweep, approval timeouts, presence) starts when
 daphne's reactor runs, or with the first connection under another server.
@@ -10,7 +11,7 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "research_site.settings")
 
-from django.core.asgi import get_asgi_application
+from experiments.api.handler import get_asgi_application
 
 django_asgi_app = get_asgi_application()
 

@@ -55,7 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "dashboard.static_files.AsyncWhiteNoiseMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -108,6 +108,8 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.post
         "max_size": env.int("DB_POOL_MAX", default=20),
         "timeout": 10,
     }
+    if env.bool("DB_SERVER_SIDE_BINDING", default=False):
+        _db["OPTIONS"]["server_side_binding"] = True
     if "TEST" not in _db:
         # Several test runs may share one server (parallel sessions): name yours.
         _db["TEST"] = {"NAME": env.str("DATABASE_TEST_NAME", default="test_research_engine")}
@@ -143,7 +145,15 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "research",
-        }
+        },
+        # Rendered results and metric bodies, keyed by the experiment's seq (see
+        # experiments/response_cache.py); shared by every process.
+        "responses": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "research-responses",
+            "TIMEOUT": 600,
+        },
     }
 else:
     CHANNEL_LAYERS = {
@@ -157,7 +167,16 @@ else:
     }
     # One process without Redis: the in-memory channel layer already ties the app to a
     # single process, so a process-local cache is shared by everything that runs.
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        # Bodies can be megabytes: keep a few dozen at most, for ten minutes.
+        "responses": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "responses",
+            "TIMEOUT": 600,
+            "OPTIONS": {"MAX_ENTRIES": 48},
+        },
+    }
 
 # Auth ------------------------------------------------------------------------------------
 
@@ -250,7 +269,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": [
-        "rest_framework.renderers.JSONRenderer",
+        "experiments.api.renderers.FastJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["experiments.api.parsers.BoundedJSONParser"],

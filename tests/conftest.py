@@ -8,7 +8,7 @@ when the service is missing the test is skipped with the reason, except under
 import os
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import cache, caches
 
 from experiments import runtime_config
 from tests import services
@@ -25,6 +25,7 @@ def _fresh_process_state(settings):
     # A deliberately slow password hash costs ~0.3 s per user; tests need no strength.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
+    caches["responses"].clear()
     runtime_config.invalidate()
     services.reset_channel_layer()
     yield

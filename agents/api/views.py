@@ -35,11 +35,18 @@ from experiments.models import Experiment
 
 
 def runs_for(user):
+    """The runs of the experiments ``user`` may see.
+
+    The visible experiments are read first and passed as literal ids: with one experiment
+    (the common case) PostgreSQL then walks the (experiment, created_at, id) index in order
+    and reads only the page, instead of sorting every run of a subquery's experiments.
+    """
+    runs = AgentRun.objects.select_related("experiment", "retry_of")
     if isinstance(user, RunAgent):
-        return AgentRun.objects.filter(pk=user.run.pk).select_related("experiment", "retry_of")
-    return AgentRun.objects.filter(experiment__in=Experiment.objects.visible_to(user)).select_related(
-        "experiment", "retry_of"
-    )
+        return runs.filter(pk=user.run.pk)
+    if user.is_staff and user.is_active:
+        return runs
+    return runs.filter(experiment_id__in=list(Experiment.objects.visible_to(user).values_list("pk", flat=True)))
 
 
 @extend_schema_view(

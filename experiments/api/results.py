@@ -6,7 +6,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -14,9 +13,11 @@ from agents.metrics import experiment_metrics
 from experiments import export
 from experiments.api.fields import StrictFieldsMixin
 from experiments.api.permissions import ACTION_ROLES, require_role
+from experiments.api.renderers import FastJSONRenderer
 from experiments.api.schema import error_responses
 from experiments.ids import looks_like
 from experiments.models import Experiment
+from experiments.response_cache import cached_body
 from experiments.results import experiment_results
 
 MAX_POINTS_LIMIT = 10_000
@@ -36,6 +37,7 @@ def experiment_for(request, experiment_id: str, action: str) -> Experiment:
 ResultsBody = inline_serializer(
     "Results",
     {
+        "as_of": serializers.DateTimeField(help_text="When computed: durations of unfinished runs run up to it."),
         "experiment": serializers.DictField(),
         "runs": serializers.ListField(child=serializers.DictField()),
         "summary": inline_serializer(
@@ -60,7 +62,8 @@ class ResultsView(APIView):
         responses={200: ResultsBody, **error_responses(401, 404, 406, 429)},
     )
     def get(self, request, experiment_id):
-        return Response(experiment_results(experiment_for(request, experiment_id, "view")))
+        experiment = experiment_for(request, experiment_id, "view")
+        return Response(cached_body(experiment, "results", (), lambda: experiment_results(experiment)))
 
 
 MetricsBody = inline_serializer(
@@ -106,7 +109,14 @@ class MetricsView(APIView):
         name = params.get("name") or None
         if name is not None and (len(name) > 200 or "\x00" in name):
             raise ValidationError({"name": ["At most 200 characters, without NUL."]})
-        return Response(experiment_metrics(experiment, name=name, run_id=run_id, max_points=max_points))
+        return Response(
+            cached_body(
+                experiment,
+                "metrics",
+                (name, run_id, max_points),
+                lambda: experiment_metrics(experiment, name=name, run_id=run_id, max_points=max_points),
+            )
+        )
 
 
 class ExportRequest(StrictFieldsMixin, serializers.Serializer):
@@ -123,13 +133,13 @@ async def _stream(chunks):
     """Pull the synchronous generator one chunk at a time in the request's thread."""
     sentinel = object()
     while True:
-        chunk = await sync_to_async(next)(chunks, sentinel)
+        chunk = await sync_to_async(next, thread_sensitive=True)(chunks, sentinel)
         if chunk is sentinel:
             return
         yield chunk
 
 
-class DownloadRenderer(JSONRenderer):
+class DownloadRenderer(FastJSONRenderer):
     """Lets ``Accept: text/csv`` (or NDJSON, or anything) reach the export; errors stay JSON."""
 
     media_type = "*/*"
@@ -137,7 +147,7 @@ class DownloadRenderer(JSONRenderer):
 
 
 class ExportView(APIView):
-    renderer_classes = [JSONRenderer, DownloadRenderer]
+    renderer_classes = [FastJSONRenderer, DownloadRenderer]
 
     @extend_schema(
         summary="Download the experiment as JSON, CSV or NDJSON (streamed, constant memory)",
