@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable
 from datetime import timedelta
 
+import orjson
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -26,8 +27,14 @@ KEEP_DAYS = 7
 
 
 def request_hash(kind: str, data) -> str:
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(f"{kind}\n{canonical}".encode("utf-8", "surrogatepass")).hexdigest()
+    """The body as canonical JSON (keys sorted), hashed: the same report however it is laid out."""
+    try:
+        canonical = orjson.dumps(data, option=orjson.OPT_SORT_KEYS, default=str)
+    except TypeError:  # not JSON-like (cannot come from a parsed body): fall back
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode(
+            "utf-8", "surrogatepass"
+        )
+    return hashlib.sha256(kind.encode() + b"\n" + canonical).hexdigest()
 
 
 def key_problem(key: str) -> str | None:
@@ -52,12 +59,16 @@ class _Superseded(Exception):
     """Our claim was taken over (we looked dead): the other request's answer stands."""
 
 
-def run_once(*, run, key: str | None, fingerprint: str, compute: Callable[[], tuple[int, dict]]) -> tuple[int, dict]:
+def run_once(
+    *, run, key: str | None, fingerprint: Callable[[], str], compute: Callable[[], tuple[int, dict]]
+) -> tuple[int, dict]:
+    """``compute`` once per key; ``fingerprint`` (the body's hash) is only taken with a key."""
     if key is None:
         return compute()
     problem = key_problem(key)
     if problem:
         return 400, _envelope("bad_request", problem)
+    fingerprint = fingerprint()
     try:
         with transaction.atomic():
             record = IdempotencyRecord.objects.create(run_id=run.pk, key=key, request_hash=fingerprint)

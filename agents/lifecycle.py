@@ -20,26 +20,33 @@ from experiments.errors import ConflictError
 from experiments.models import Experiment, ExperimentStatus
 
 
-def lock_run(run: AgentRun) -> AgentRun:
+def lock_run(run: AgentRun, *, experiment: bool = True) -> AgentRun:
     """Re-read the run under a row lock, taking its experiment's lock first.
 
     Every transition locks the experiment before any of its runs (``stop_experiment``
     locks the experiment, then each unfinished run). Locking both in one joined query
     takes the two rows in whatever order the plan reads them, so a report racing a stop
     could wait on the stop while the stop waits on it: PostgreSQL aborts one as a deadlock.
+
+    ``experiment=False`` locks the run alone, for changes that never touch the experiment
+    (progress, metrics, logs, validation, a plan): they take no other row lock but the
+    event stream's, at the very end, so no lock order can cycle; and several agents of one
+    experiment write their batches at the same time instead of one after another.
     """
-    experiment_id = run.experiment_id or AgentRun.objects.values_list("experiment_id", flat=True).get(pk=run.pk)
-    Experiment.objects.select_for_update().only("pk").get(pk=experiment_id)
-    return AgentRun.objects.select_for_update(of=("self",)).select_related("experiment").get(pk=run.pk)
+    if experiment:
+        experiment_id = run.experiment_id or AgentRun.objects.values_list("experiment_id", flat=True).get(pk=run.pk)
+        Experiment.objects.select_for_update(no_key=True).only("pk").get(pk=experiment_id)
+    return AgentRun.objects.select_for_update(of=("self",), no_key=True).select_related("experiment").get(pk=run.pk)
 
 
-def begin_report(run: AgentRun, *, kind: str) -> AgentRun:
+def begin_report(run: AgentRun, *, kind: str, finishes: bool = False) -> AgentRun:
     """Lock a run for a report: 409 unless it is active; a starting run starts running.
 
     Call inside the report's transaction. The move to running is recorded (event
-    ``agent_initialized``) before the report itself is applied.
+    ``agent_initialized``) before the report itself is applied. A report that may finish
+    the run (``finishes``: complete, fail) also locks the experiment, which it may finish.
     """
-    run = lock_run(run)
+    run = lock_run(run, experiment=finishes)
     if run.status == RunStatus.PENDING:
         raise ConflictError(f"The run has not started yet; its {kind} report cannot be taken.")
     if run.is_finished:
@@ -89,7 +96,7 @@ def fail_run(*, run: AgentRun, error: str, reason: str = "agent_reported") -> Ag
 def retry_run(*, run: AgentRun, by) -> tuple[AgentRun, str]:
     """Start attempt n+1 of a failed or stopped run; returns the new run and its token."""
     run = lock_run(run)
-    experiment = Experiment.objects.select_for_update().get(pk=run.experiment_id)
+    experiment = Experiment.objects.select_for_update(no_key=True).get(pk=run.experiment_id)
     if run.status not in (RunStatus.FAILED, RunStatus.STOPPED):
         raise ConflictError(f"Only a failed or stopped run can be retried; this one is {run.status}.")
     if AgentRun.objects.filter(retry_of=run).exists():

@@ -71,7 +71,7 @@ def record_validation(*, run: AgentRun, passed: bool, details=None) -> AgentRun:
 
 @transaction.atomic
 def complete(*, run: AgentRun, result=None, metrics: dict | None = None) -> AgentRun:
-    run = begin_report(run, kind="complete")
+    run = begin_report(run, kind="complete", finishes=True)
     if run.status == RunStatus.AWAITING_APPROVAL:
         raise ConflictError("The run awaits a decision on its plan; it cannot complete before that.")
     _merge_metrics(run, metrics)
@@ -83,7 +83,7 @@ def complete(*, run: AgentRun, result=None, metrics: dict | None = None) -> Agen
 
 @transaction.atomic
 def report_failure(*, run: AgentRun, error: str) -> AgentRun:
-    run = begin_report(run, kind="fail")
+    run = begin_report(run, kind="fail", finishes=True)
     finish(run, status=RunStatus.FAILED, error=error)
     signals.run_failed.send(sender=AgentRun, run=run, reason="agent_reported")
     experiment_lifecycle.finish_if_done(experiment=run.experiment)

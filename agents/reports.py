@@ -213,8 +213,7 @@ def handle_report(*, run: AgentRun, kind: str, data, idempotency_key: str | None
         except ConflictError as exc:
             return 409, {"error": "conflict", "detail": exc.detail}
 
-    fingerprint = request_hash(kind, data)
-    return run_once(run=run, key=idempotency_key, fingerprint=fingerprint, compute=compute)
+    return run_once(run=run, key=idempotency_key, fingerprint=lambda: request_hash(kind, data), compute=compute)
 
 
 def handle_report_in_thread(

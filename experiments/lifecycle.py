@@ -38,8 +38,14 @@ class IssuedRun:
 
 
 def lock(experiment: Experiment) -> Experiment:
-    """Re-read the experiment under a row lock; transitions decide on fresh state."""
-    return Experiment.objects.select_for_update().get(pk=experiment.pk)
+    """Re-read the experiment under a row lock; transitions decide on fresh state.
+
+    ``FOR NO KEY UPDATE`` (we never change a key): PostgreSQL's foreign-key checks of rows
+    that reference the experiment (a run updated twice in one report, say) take ``FOR KEY
+    SHARE`` on it, which a plain ``FOR UPDATE`` would block, closing a deadlock cycle with
+    the event stream's row lock.
+    """
+    return Experiment.objects.select_for_update(no_key=True).get(pk=experiment.pk)
 
 
 @transaction.atomic
@@ -124,7 +130,7 @@ def stop_experiment(*, experiment: Experiment, by) -> Experiment:
     if experiment.status != ExperimentStatus.RUNNING:
         raise ConflictError(f"Only a running experiment can stop; this one is {experiment.status}.")
     now = timezone.now()
-    unfinished = experiment.runs.select_for_update().exclude(status__in=TERMINAL_RUN_STATUSES)
+    unfinished = experiment.runs.select_for_update(no_key=True).exclude(status__in=TERMINAL_RUN_STATUSES)
     for run in unfinished:
         run.status = RunStatus.STOPPED
         run.stop_reason = "experiment_stopped"

@@ -12,10 +12,11 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from experiments.api.exceptions import Conflict, PayloadTooLarge, Unprocessable  # noqa: F401 (re-exported)
 from experiments.errors import ConflictError
 
 logger = logging.getLogger(__name__)
@@ -35,24 +36,6 @@ STATUS_CODES = {
     500: "server_error",
     503: "unavailable",
 }
-
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The request body is too large."
-    default_code = "payload_too_large"
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The current state does not allow this."
-    default_code = "conflict"
-
-
-class Unprocessable(exceptions.APIException):
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_detail = "The request cannot be processed."
-    default_code = "unprocessable"
 
 
 def envelope(status_code: int, detail: str, *, code: str | None = None, fields=None) -> dict:

@@ -13,7 +13,7 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from experiments.api.errors import PayloadTooLarge
+from experiments.api.exceptions import PayloadTooLarge
 
 
 def read_limited(stream, limit: int) -> bytes:

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from agents.api.serializers import RunSpecSerializer, RunWithTokenSerializer
 from agents.models import AgentRun
 from experiments import lifecycle, membership
-from experiments.api.errors import PayloadTooLarge
+from experiments.api.exceptions import PayloadTooLarge
 from experiments.api.filters import ExperimentFilter, StrictOrderingFilter
 from experiments.api.permissions import ACTION_ROLES, require_role, role_allows
 from experiments.api.schema import error_responses
