@@ -163,7 +163,8 @@ export class MetricCharts {
       plotEl,
       summary,
     );
-    chart = { figure, plotEl, summary, plot: null, runs: [], dirty: false, drawnAt: 0, timer: 0 };
+    // Never drawn: the first draw is not held back, however young the page is.
+    chart = { figure, plotEl, summary, plot: null, runs: [], dirty: false, drawnAt: -Infinity, timer: 0 };
     this.charts.set(name, chart);
     // Keep charts in name order.
     const after = [...this.grid.children].find((el) => el.dataset.metric > name);

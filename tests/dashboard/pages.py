@@ -1,6 +1,6 @@
 """Reading the dashboard in a test: explicit waits and the few selectors tests share."""
 
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -11,7 +11,9 @@ OWNER = "operator"
 
 
 def wait(web, condition, timeout: float = WAIT, message: str = ""):
-    return WebDriverWait(web, timeout).until(condition, message)
+    """Until ``condition`` holds; an element that the live page re-rendered while the
+    condition read it is read again on the next poll."""
+    return WebDriverWait(web, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(condition, message)
 
 
 def wait_live(web, timeout: float = WAIT):

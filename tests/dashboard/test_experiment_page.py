@@ -137,8 +137,9 @@ def test_metrics_are_charted_with_one_line_per_run(browser, login, experiment):
         browser, ec.presence_of_element_located((By.CSS_SELECTOR, '#charts .chart[data-metric="loss"] canvas'))
     )
     assert chart.size["width"] > 100
-    legend = browser.find_element(By.CSS_SELECTOR, '#charts .chart[data-metric="loss"] .u-legend').text
-    assert "first" in legend and "second" in legend
+    # The first point is drawn at once; the second run's line joins on a later redraw.
+    legend = (By.CSS_SELECTOR, '#charts .chart[data-metric="loss"] .u-legend')
+    wait(browser, lambda d: all(name in d.find_element(*legend).text for name in ("first", "second")))
     summary = (By.CSS_SELECTOR, '#charts .chart[data-metric="loss"] p[id$="-summary"]')
     wait(browser, lambda d: "second 1.1 at step 5" in d.find_element(*summary).get_attribute("textContent"))
 
