@@ -3,7 +3,12 @@
 import hashlib
 import io
 import json
+import os
 import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -16,6 +21,7 @@ from tests.factories import agent_client, api_client, started_experiment
 
 pytestmark = pytest.mark.django_db
 
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN_LINE = re.compile(r"RESEARCH_RUN_ID=(run_\S+) RESEARCH_RUN_TOKEN=(rt_\S+)")
 
 
@@ -175,3 +181,29 @@ def test_export_experiment_refuses_bad_arguments(reported, args, message):
 
     with pytest.raises(CommandError, match=message):
         call_command("export_experiment", *args, "--no-progress", stdout=io.StringIO())
+
+
+# Every operator command -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["create_experiment", "Refactor billing", "--owner", "alice"],
+        ["export_experiment", "exp_missing"],
+        ["prune_events", "--days", "30"],
+        ["loadtest", "--clients", "1", "--no-bare"],
+    ],
+)
+def test_a_command_on_an_unmigrated_database_says_to_migrate_and_changes_nothing(command, tmp_path):
+    database = tmp_path / "fresh.sqlite3"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "DJANGO_SETTINGS_MODULE": "research_site.settings"}
+    env.pop("DATABASE_TEST_NAME", None)
+    completed = subprocess.run(
+        [sys.executable, "manage.py", *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 1
+    assert "unapplied migration" in completed.stderr and "Run `manage.py migrate` first." in completed.stderr
+    assert "Traceback" not in completed.stderr
+    tables = sqlite3.connect(database).execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    assert tables == []

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from agents.api.serializers import RunSpecSerializer
 from experiments import lifecycle
+from experiments.management.database import require_migrated
 
 
 class Command(BaseCommand):
@@ -30,6 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON document instead.")
 
     def handle(self, *args, **options):
+        require_migrated()
         name = options["name"].strip()
         if not name or len(name) > 200:
             raise CommandError("The name is 1 to 200 characters.")

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from experiments import export
+from experiments.management.database import require_migrated
 from experiments.models import Experiment
 
 
@@ -32,6 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
     def handle(self, *args, **options):
+        require_migrated()
         experiment = Experiment.objects.filter(public_id=options["experiment_id"]).first()
         if experiment is None:
             raise CommandError(f"No experiment {options['experiment_id']!r}.")

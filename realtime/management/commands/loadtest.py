@@ -24,6 +24,7 @@ from rest_framework.authtoken.models import Token
 from tqdm import tqdm
 
 from experiments import lifecycle, runtime_config
+from experiments.management.database import require_migrated
 from experiments.models import Experiment
 from realtime.loadtest import producer
 from realtime.loadtest.runner import Target, find_max_rate, idle_memory, run_cell
@@ -55,6 +56,8 @@ class Command(BaseCommand):
         parser.add_argument("--json", help="Also write the results to this file.")
 
     def handle(self, *args, **options):
+        if not (options["url"] or options["bare_only"]):
+            require_migrated()  # the server it starts uses this database
         self.options = options
         self.results = {"cells": [], "max_rate": [], "idle": []}
         targets = []

@@ -11,6 +11,7 @@ process also prunes once an hour by itself; this is for cron jobs and one-off cl
 from django.core.management.base import BaseCommand, CommandError
 
 from experiments import runtime_config
+from experiments.management.database import require_migrated
 from realtime.retention import prune_events
 
 
@@ -21,6 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int, help="Keep this many days (default: the runtime config).")
 
     def handle(self, *args, **options):
+        require_migrated()
         days = options["days"]
         if days is None:
             days = runtime_config.get("event_retention_days")
