@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
+from django.db import connection, models
 from rest_framework.exceptions import ValidationError
 
 from agents.models import MetricBlock, MetricPoint, MetricSeries
@@ -414,6 +414,18 @@ def _read_plan(count: int, max_points: int, buckets: int) -> tuple[str, int | No
         return "whole", None
     level = _choose_level(count, buckets)
     return ("raw", None) if level is None else ("blocks", level)
+
+
+def metrics_version(experiment) -> str:
+    """What ``GET metrics`` shows changes only when a batch lands or a series comes or
+    goes: the number of series, their points and the highest series id say which state
+    it is (points are only appended; a new series raises the highest id, a removed one
+    lowers the number). Progress, logs and lifecycle events leave it alone, so a body
+    cached under it survives them (``experiments/response_cache.py``)."""
+    row = MetricSeries.objects.filter(run__experiment=experiment).aggregate(
+        series=models.Count("id"), points=models.Sum("count"), top=models.Max("id")
+    )
+    return f"{row['series']}.{row['points'] or 0}.{row['top'] or 0}"
 
 
 def experiment_metrics(experiment, *, name: str | None, run_id: str | None, max_points: int) -> dict:

@@ -9,7 +9,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agents.metrics import experiment_metrics
+from agents.metrics import experiment_metrics, metrics_version
 from experiments import export
 from experiments.api.fields import StrictFieldsMixin
 from experiments.api.permissions import ACTION_ROLES, require_role
@@ -115,6 +115,7 @@ class MetricsView(APIView):
                 "metrics",
                 (name, run_id, max_points),
                 lambda: experiment_metrics(experiment, name=name, run_id=run_id, max_points=max_points),
+                version=lambda: metrics_version(experiment),
             )
         )
 

@@ -13,6 +13,10 @@ from realtime.loadtest.clients import ClientStats, worker_main
 from realtime.loadtest.servers import Server
 
 P99_LIMIT_MS = 250.0
+# A cell keeps pace when the clients got at least this share of rate × clients deliveries a
+# second over the production window: a server whose producer falls behind (its event loop
+# busy writing) has low latency but does not sustain the rate it was asked for.
+PACE_FRACTION = 0.95
 READY_TIMEOUT_SECONDS = 300.0
 
 
@@ -55,8 +59,12 @@ class CellResult:
         return self.lost == 0 and self.duplicates == 0 and self.out_of_order == 0 and self.failures == 0
 
     @property
+    def kept_pace(self) -> bool:
+        return self.deliveries_per_second >= PACE_FRACTION * self.rate * self.connected
+
+    @property
     def sustainable(self) -> bool:
-        return self.exact and self.connected == self.clients and self.p99_ms < P99_LIMIT_MS
+        return self.exact and self.connected == self.clients and self.p99_ms < P99_LIMIT_MS and self.kept_pace
 
     def row(self) -> dict:
         return {
@@ -71,6 +79,8 @@ class CellResult:
             "duplicated": self.duplicates,
             "out_of_order": self.out_of_order,
             "connected": f"{self.connected}/{self.clients}",
+            "kept_pace": self.kept_pace,
+            "sustainable": self.sustainable,
             "server_cpu_percent": self.server_cpu_percent,
         }
 

@@ -136,6 +136,29 @@ def test_metrics_give_series_and_summaries_per_run_and_metric(finished_mix, char
     assert body["summary"][broken.id]["acc"] == {"min": 0.1, "max": 0.1, "avg": 0.1, "last": 0.1, "count": 1}
 
 
+def test_metrics_are_fresh_after_every_batch_and_unchanged_by_other_events(finished_mix, charlie):
+    experiment, done, _broken, busy = finished_mix
+    client = api_client(charlie)
+    path = f"/api/research/metrics/{experiment.public_id}"
+    first = client.get(path).json()
+
+    # Progress and logs move the experiment's seq but not its metrics: the same body.
+    busy.post("progress", {"progress_percent": 80})
+    busy.post("logs", {"lines": [{"level": "info", "message": "still here"}]})
+    assert client.get(path).json() == first
+
+    # A batch on a new series, then one on an existing series: each shows at once.
+    busy.post("metrics", {"points": [{"name": "loss", "value": 3.0, "step": 1}]})
+    second = client.get(path).json()
+    assert second["series"][busy.id]["loss"][0]["value"] == 3.0
+    assert second["summary"][busy.id]["loss"]["count"] == 1
+    busy.post("metrics", {"points": [{"name": "loss", "value": 1.0, "step": 2}]})
+    third = client.get(path).json()
+    assert [p["value"] for p in third["series"][busy.id]["loss"]] == [3.0, 1.0]
+    assert third["summary"][busy.id]["loss"] == {"min": 1.0, "max": 3.0, "avg": 2.0, "last": 1.0, "count": 2}
+    assert third["series"][done.id] == first["series"][done.id]
+
+
 def test_metrics_max_points_downsamples(finished_mix, charlie):
     experiment, done, *_ = finished_mix
 
