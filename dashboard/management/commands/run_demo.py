@@ -33,7 +33,7 @@ DEMO_AGENTS = [
 HEALTH_TIMEOUT_SECONDS = 120
 
 
-def daphne_command(port: int, host: str) -> list[str]:
+def daphne_command(port: int, host: str, access_log: str) -> list[str]:
     limit = str(settings.REALTIME["MAX_MESSAGE_BYTES"])
     return [
         sys.executable,
@@ -47,6 +47,8 @@ def daphne_command(port: int, host: str) -> list[str]:
         limit,
         "--websocket-max-message-size",
         limit,
+        "--access-log",
+        access_log,
         "research_site.asgi:application",
     ]
 
@@ -62,15 +64,23 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--no-simulation", action="store_true", help="Serve only.")
+        parser.add_argument(
+            "--access-log",
+            default="demo-access.log",
+            help="daphne's access log (default %(default)s; - for the terminal, where it buries the progress bar).",
+        )
 
     def handle(self, *args, **options):
-        # SIGTERM (a supervisor, `kill`) stops the demo like Ctrl-C: children included.
+        # Ctrl-C and SIGTERM (a supervisor, `kill`) stop the demo, children included. Both are
+        # set here: a process started in the background by a shell inherits SIGINT ignored,
+        # and Python then leaves it so.
+        signal.signal(signal.SIGINT, _interrupt)
         signal.signal(signal.SIGTERM, _interrupt)
         port, host = options["port"], options["host"]
         user = self._demo_user()
         experiment = self._demo_experiment(user)
         url = f"http://{host}:{port}"
-        server = subprocess.Popen(daphne_command(port, host))
+        server = subprocess.Popen(daphne_command(port, host, options["access_log"]))
         children = [server]
         try:
             self._wait_for_health(url, server)
@@ -78,6 +88,8 @@ class Command(BaseCommand):
             self.stdout.write(f"  Log in as  {DEMO_USERNAME} / {DEMO_PASSWORD}")
             self.stdout.write(f"  Demo experiment: {url}/experiments/{experiment.public_id}/")
             self.stdout.write(f"  API docs: {url}/api/docs/   Admin: {url}/admin/")
+            if options["access_log"] != "-":
+                self.stdout.write(f"  Requests are logged to {options['access_log']}.")
             self.stdout.write("  Ctrl-C stops the server and the simulated agents.\n")
             if not options["no_simulation"]:
                 simulator = subprocess.Popen(
@@ -100,9 +112,11 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             self.stdout.write("\nStopping…")
         finally:
+            # SIGTERM: daphne (Twisted) always handles it, SIGINT only when it was not ignored
+            # at start; simulate_experiment stops its agents on either.
             for child in reversed(children):
                 if child.poll() is None:
-                    child.send_signal(signal.SIGINT)
+                    child.send_signal(signal.SIGTERM)
             for child in reversed(children):
                 try:
                     child.wait(timeout=10)
