@@ -53,6 +53,18 @@ for name, staff in {USERS!r}.items():
 """
 
 
+def wait_for(condition, timeout: float = 30.0, what: str = "the condition", interval: float = 0.05):
+    """``condition()``'s first truthy value, polled: for state another process holds (a
+    server's database, a child process), which no event in this process announces."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out waiting for {what}")
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))

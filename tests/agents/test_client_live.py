@@ -15,21 +15,11 @@ import httpx
 import pytest
 
 from agents.client import AgentClient, AuthError, Conflict, Decision
-from tests.live import ROOT
+from tests.live import ROOT, wait_for
 
 pytestmark = pytest.mark.daphne
 
 WAIT = 15.0
-
-
-def wait_for(condition, timeout: float = WAIT, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def new_experiment(operator: httpx.Client, agents: int = 1, *, start: bool = True) -> tuple[str, list[dict]]:

@@ -4,11 +4,10 @@ public API (agent client, agent socket) until they are done or stopped."""
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from tests.live import PASSWORD, ROOT, server_environment
+from tests.live import PASSWORD, ROOT, server_environment, wait_for
 
 pytestmark = pytest.mark.daphne
 
@@ -30,16 +29,6 @@ def finish(process: subprocess.Popen, timeout: float = TIMEOUT) -> tuple[str, st
     out, err = process.communicate(timeout=timeout)
     assert process.returncode == 0, f"{out}\n{err}"
     return out, err
-
-
-def wait_for(condition, timeout: float = 30.0, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def experiment_of(output: str) -> str:

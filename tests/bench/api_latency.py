@@ -14,9 +14,10 @@ with an httpx keep-alive client and the experiment owner's API token (a non-staf
 Each endpoint gets ``--warmup`` untimed requests first. The floor is a p99 of 50 ms.
 
 Results and metric bodies are cached by the experiment's seq (``experiments/response_cache.py``),
-so the repeated requests above are answered from the cache. The "after a change" rows time
-the cold path: before each of ``--cold-requests`` requests the benchmark records a progress
-report on one of the running runs (a new event, so a new seq), as a live experiment does.
+so the repeated requests above are answered from the cache. The "after a …" rows time what
+a live experiment does to them: before each of ``--cold-requests`` requests the benchmark
+records a progress report (a new event: results are recomputed, metrics are not) or a
+one-point metrics batch on a running run with series (metrics are recomputed).
 """
 
 import argparse
@@ -79,17 +80,33 @@ def main() -> None:
         ("GET metrics/{id}?max_points=500&run= (one run)", f"/api/research/metrics/{exp}?max_points=500&run={one_run}"),
     ]
     from agents import reporting
+    from agents.metrics import Point
     from agents.models import AgentRun, RunStatus
 
     running = AgentRun.objects.filter(experiment=experiment, status=RunStatus.RUNNING).order_by("pk").first()
+    charted = AgentRun.objects.filter(
+        experiment=experiment, status=RunStatus.RUNNING, metric_series__isnull=False
+    ).distinct()[0]
     changes = iter(range(10**9))
 
-    def change() -> None:
+    def progress() -> None:
         reporting.record_progress(run=running, progress_percent=float(next(changes) % 100))
 
+    def batch() -> None:
+        reporting.record_metrics(run=charted, points=[Point("loss", 0.5, None, None)])
+
     endpoints += [
-        ("GET results/{id}, after a change (cache miss)", f"/api/research/results/{exp}", change),
-        ("GET metrics/{id}?max_points=500, after a change", f"/api/research/metrics/{exp}?max_points=500", change),
+        ("GET results/{id}, after a progress report (cache miss)", f"/api/research/results/{exp}", progress),
+        (
+            "GET metrics/{id}?max_points=500, after a progress report",
+            f"/api/research/metrics/{exp}?max_points=500",
+            progress,
+        ),
+        (
+            "GET metrics/{id}?max_points=500, after a metrics batch (cache miss)",
+            f"/api/research/metrics/{exp}?max_points=500",
+            batch,
+        ),
     ]
     rows = []
     with daphne_servers(args.database, 1) as servers:

@@ -6,26 +6,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import psutil
 import pytest
 
 from dashboard.management.commands.run_demo import DEMO_NAME, DEMO_PASSWORD, DEMO_USERNAME
-from tests.live import ROOT, free_port, live_database_template, server_environment  # noqa: F401
+from tests.live import ROOT, free_port, live_database_template, server_environment, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.daphne
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def answers(url: str):
@@ -52,7 +41,7 @@ def test_the_demo_streams_a_plan_for_approval_and_ctrl_c_stops_everything(live_d
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509
     )
     try:
-        wait_for(lambda: answers(url), 60, "/health")
+        wait_for(lambda: answers(url), 60, "/health", interval=0.2)
         token = httpx.post(
             f"{url}/api/research/auth/token", json={"username": DEMO_USERNAME, "password": DEMO_PASSWORD}
         ).json()["token"]
