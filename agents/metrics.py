@@ -21,6 +21,8 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
+from django.core.cache import caches
 from django.db import connection, models
 from rest_framework.exceptions import ValidationError
 
@@ -428,6 +430,40 @@ def metrics_version(experiment) -> str:
     return f"{row['series']}.{row['points'] or 0}.{row['top'] or 0}"
 
 
+def _series_key(series: MetricSeries, max_points: int) -> str:
+    # The run's public id is random: a key never names another run's series, even where
+    # SQLite hands a deleted row's primary key to a new one.
+    return f"metric-series:{series.run.public_id}:{series.pk}:{series.count}:{max_points}"
+
+
+def _read_series_cached(all_series: list[MetricSeries], max_points: int) -> list[tuple]:
+    """(series, points as rendered JSON, downsampled) for each series, in order.
+
+    A series' downsampled points are fixed by its point count and ``max_points``: points
+    are only appended, and each append raises the count. So each series' rendered points
+    are cached under (series, count, max_points) in the ``responses`` cache, and a batch
+    that lands on one run recomputes that run's series only, not the experiment's. A
+    series read while a batch commits may hold more points than its key says: newer than
+    its key, never older."""
+    cache = caches["responses"]
+    keys = {s.pk: _series_key(s, max_points) for s in all_series}
+    found = cache.get_many(list(keys.values())) if all_series else {}
+    missing = [s for s in all_series if keys[s.pk] not in found]
+    if missing:
+        if connection.vendor == "postgresql":
+            # Every missing series in at most three queries, downsampled by the database.
+            buckets = max(1, max_points // 2)
+            plans = {s.pk: _read_plan(s.count, max_points, buckets) for s in missing}
+            read = read_many([(s.pk, *plans[s.pk], s.count) for s in missing], buckets)
+            fresh = {s.pk: (read[s.pk], plans[s.pk][0] != "whole") for s in missing}
+        else:
+            fresh = {s.pk: read_series(s, max_points) for s in missing}
+        rendered = {keys[pk]: (orjson.dumps(points), downsampled) for pk, (points, downsampled) in fresh.items()}
+        cache.set_many(rendered)
+        found.update(rendered)
+    return [(s, orjson.Fragment(found[keys[s.pk]][0]), found[keys[s.pk]][1]) for s in all_series]
+
+
 def experiment_metrics(experiment, *, name: str | None, run_id: str | None, max_points: int) -> dict:
     queryset = (
         MetricSeries.objects.filter(run__experiment=experiment)
@@ -442,14 +478,7 @@ def experiment_metrics(experiment, *, name: str | None, run_id: str | None, max_
     series_body: dict[str, dict] = {}
     summary_body: dict[str, dict] = {}
     downsampled_any = False
-    if connection.vendor == "postgresql":
-        # Every series in at most three queries, downsampled by the database (series_reads.py).
-        buckets = max(1, max_points // 2)
-        plans = {s.pk: _read_plan(s.count, max_points, buckets) for s in all_series}
-        read = read_many([(s.pk, *plans[s.pk], s.count) for s in all_series], buckets)
-        results = [(s, read[s.pk], plans[s.pk][0] != "whole") for s in all_series]
-    else:
-        results = [(s, *read_series(s, max_points)) for s in all_series]
+    results = _read_series_cached(all_series, max_points)
     for series, points, downsampled in results:
         downsampled_any |= downsampled
         series_body.setdefault(series.run.public_id, {})[series.name] = points
