@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.live import PASSWORD, daphne_server, live_database_template  # noqa: F401 (fixtures)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.daphne
@@ -75,3 +77,50 @@ def test_a_small_cell_against_both_servers_reports_every_event_once_in_order(tmp
         check=True,
     )
     assert leftover.stdout.strip() == "0"
+
+
+def test_against_a_running_server_it_signs_in_measures_and_removes_its_experiment(daphne_server):  # noqa: F811
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "loadtest",
+            "--url",
+            daphne_server.url,
+            "--username",
+            "root",
+            "--password",
+            PASSWORD,
+            "--clients",
+            "10",
+            "--rate",
+            "10",
+            "--duration",
+            "1",
+            "--no-bare",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "research_site.settings"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "lost 0, dup 0, ooo 0, connected 10/10" in completed.stdout
+    with daphne_server.api("root") as api:
+        names = [e["name"] for e in api.get("experiments", params={"page_size": 100}).json()["results"]]
+    assert "loadtest" not in names
+
+
+def test_a_wrong_password_is_a_clear_error(daphne_server):  # noqa: F811
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "loadtest", "--url", daphne_server.url, "--username", "root", "--password", "no"],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "research_site.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 1
+    assert "Could not log in: 40" in completed.stderr  # 400 or 401, as the contract allows
+    assert "Traceback" not in completed.stderr

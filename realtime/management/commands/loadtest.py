@@ -142,6 +142,7 @@ class Command(BaseCommand):
                 "/api/research/experiments", json={"name": LOADTEST_NAME, "agents": [{"agent_type": "loadtest"}]}
             ).json()
             client.post(f"/api/research/experiments/{body['id']}/start")
+        self.remote_experiment = (base, token, body["id"])
         run = body["runs"][0]
         return self._make_target("Research Engine", base, token, body["id"], run["id"], run["token"], None)
 
@@ -176,6 +177,14 @@ class Command(BaseCommand):
         )
 
     def _cleanup(self) -> None:
+        remote = getattr(self, "remote_experiment", None)
+        if remote:
+            base, token, experiment_id = remote
+            with httpx.Client(base_url=base, headers={"Authorization": f"Token {token}"}, timeout=30) as client:
+                client.post(f"/api/research/experiments/{experiment_id}/stop")
+                deleted = client.delete(f"/api/research/experiments/{experiment_id}")
+            if deleted.status_code != 204:
+                self.stderr.write(f"Could not delete the load-test experiment {experiment_id}: {deleted.status_code}")
         if not self.options["url"]:
             for experiment in Experiment.objects.filter(name=LOADTEST_NAME):
                 if experiment.status == "running":
