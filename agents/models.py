@@ -1,7 +1,7 @@
 """Agent runs and what they report: metric series, log lines, idempotent report records.
 
-Transitions live in ``agents/lifecycle.py`` and ``agents/reporting.py``; metric storage and
-downsampling in ``agents/metrics.py``.
+Transitions live in ``agents/lifecycle.py`` and ``agents/reporting.py``; metric storage in
+``agents/metrics.py``, downsampled reads in ``agents/metric_reads.py``.
 """
 
 from django.db import models
@@ -132,7 +132,7 @@ class MetricPoint(models.Model):
 class MetricBlock(models.Model):
     """Min and max point of a block of ``4**level`` consecutive points of a series.
 
-    The levels form a pyramid that ``agents/metrics.py`` reads to downsample a series of
+    The levels form a pyramid that ``agents/metric_reads.py`` reads to downsample a series of
     any length in a few hundred rows while keeping every peak and trough.
     """
 

@@ -1,6 +1,6 @@
 """Downsampled series of many metrics at once, computed by PostgreSQL in one query per kind.
 
-``agents.metrics.read_series`` reads one series and downsamples it in Python: a query per
+``agents.metric_reads.read_series`` reads one series and downsamples it in Python: a query per
 series, and every candidate point's timestamp parsed and formatted. On PostgreSQL,
 ``read_many`` does the same for all the series of a request with at most three queries
 (series read whole, series bucketized from their raw points, series bucketized from a

@@ -8,7 +8,7 @@ can only be newer than its key, never older. What is cached is the rendered JSON
 embedded in the response as it is (``orjson.Fragment``).
 
 Metric bodies depend on less than every event: they are keyed by the experiment's metrics
-version instead (``agents.metrics.metrics_version``: series, points, highest series id),
+version instead (``agents.metric_reads.metrics_version``: series, points, highest series id),
 so progress and log events, many a second in a live experiment, do not invalidate them.
 
 Two things move with time rather than with events: the durations of runs still going.

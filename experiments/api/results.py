@@ -9,7 +9,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agents.metrics import experiment_metrics, metrics_version
+from agents.metric_reads import experiment_metrics, metrics_version
 from experiments import export
 from experiments.api.fields import StrictFieldsMixin
 from experiments.api.permissions import ACTION_ROLES, require_role

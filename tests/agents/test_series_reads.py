@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import transaction
 
-from agents import metrics
+from agents import metric_reads, metrics
 from agents.lifecycle import lock_run
 from agents.models import MetricSeries
 from agents.series_reads import read_many
@@ -51,9 +51,9 @@ def test_sql_downsampling_returns_what_read_series_returns():
     series = list(MetricSeries.objects.filter(run=run).order_by("name"))
     for max_points in MAX_POINTS:
         buckets = max(1, max_points // 2)
-        plans = [(s.pk, *metrics._read_plan(s.count, max_points, buckets), s.count) for s in series]
+        plans = [(s.pk, *metric_reads._read_plan(s.count, max_points, buckets), s.count) for s in series]
         read = read_many(plans, buckets)
         for s, (_pk, mode, _level, _count) in zip(series, plans, strict=True):
-            expected, downsampled = metrics.read_series(s, max_points)
+            expected, downsampled = metric_reads.read_series(s, max_points)
             assert read[s.pk] == expected, (s.name, max_points, mode)
             assert downsampled == (mode != "whole")
