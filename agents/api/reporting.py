@@ -61,7 +61,7 @@ LogPage = inline_serializer(
     },
 )
 
-REPORT_ERRORS = error_responses(400, 401, 404, 406, 409, 413, 415, 422, 429)
+REPORT_ERRORS = error_responses(400, 401, 403, 404, 406, 409, 413, 415, 422, 429)  # 403: a user token, not the run's
 
 
 class ReportView(APIView):

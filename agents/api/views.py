@@ -52,7 +52,7 @@ def runs_for(user):
 @extend_schema_view(
     list=extend_schema(
         summary="List the runs of the experiments you may see",
-        responses={200: RunSerializer(many=True), **error_responses(400, 401, 406, 429)},
+        responses={200: RunSerializer(many=True), **error_responses(400, 401, 404, 406, 429)},
     ),
     retrieve=extend_schema(summary="One run", responses={200: RunSerializer, **error_responses(401, 404, 406, 429)}),
 )
@@ -74,6 +74,10 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     def get_queryset(self):
         return runs_for(self.request.user).order_by("created_at", "id")
+
+    def filter_queryset(self, queryset):
+        # The filters narrow the list; one run and its actions ignore them (see experiments).
+        return super().filter_queryset(queryset) if self.action == "list" else queryset
 
     def get_object(self):
         run = super().get_object()

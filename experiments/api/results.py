@@ -154,7 +154,7 @@ class ExportView(APIView):
         summary="Download the experiment as JSON, CSV or NDJSON (streamed, constant memory)",
         request=ExportRequest,
         responses={
-            (200, "application/json"): OpenApiResponse(OpenApiTypes.BINARY, description="One JSON document."),
+            (200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description="One JSON document."),
             (200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.BINARY, description="One record a line."),
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="One table."),
             **error_responses(400, 401, 403, 404, 406, 429),

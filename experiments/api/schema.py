@@ -19,9 +19,14 @@ class ErrorSerializer(serializers.Serializer):
 
 class ValidationErrorSerializer(ErrorSerializer):
     fields = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
+        # A list of messages; for a list or nested object, the same shape again per
+        # index or key (e.g. `{"agents": {"0": {"agent_type": ["This field is required."]}}}`).
+        child=serializers.JSONField(),
         required=False,
-        help_text="Messages per field (`validation_error` only).",
+        help_text=(
+            "Messages per field (`validation_error` only): a list of strings, or for a list or "
+            "nested object an object of the same shape per index or key."
+        ),
     )
 
 

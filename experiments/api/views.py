@@ -71,7 +71,7 @@ def created_body(experiment: Experiment, issued, role: str) -> dict:
 @extend_schema_view(
     list=extend_schema(
         summary="List the experiments you may see",
-        responses={200: ExperimentSerializer(many=True), **error_responses(400, 401, 406, 429)},
+        responses={200: ExperimentSerializer(many=True), **error_responses(400, 401, 404, 406, 429)},
     ),
     retrieve=extend_schema(
         summary="One experiment with its runs",
@@ -97,6 +97,12 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     def get_queryset(self):
         return experiments_for(self.request.user)
+
+    def filter_queryset(self, queryset):
+        # Filters, search and ordering narrow the list; on one experiment and its actions
+        # (where DRF's get_object would apply them too) they would only turn a stray
+        # query parameter into a 404 or 400.
+        return super().filter_queryset(queryset) if self.action == "list" else queryset
 
     def get_serializer_context(self):
         context = super().get_serializer_context()
@@ -197,9 +203,10 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     @extend_schema(
         methods=["GET"],
-        summary="The experiment's members and their roles",
+        summary="The experiment's members and their roles (paginated, oldest first)",
         request=None,
-        responses={200: MemberBodySerializer(many=True), **error_responses(401, 404, 406, 429)},
+        filters=False,
+        responses={200: MemberBodySerializer(many=True), **error_responses(400, 401, 404, 406, 429)},
     )
     @extend_schema(
         methods=["POST"],
@@ -216,7 +223,8 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         if request.method == "GET":
             experiment = self._experiment_for(ACTION_ROLES["view"])
             rows = experiment.memberships.select_related("user").order_by("created_at", "id")
-            return Response([_member_body(m) for m in rows])
+            page = self.paginate_queryset(rows)
+            return self.get_paginated_response([_member_body(m) for m in page])
         experiment = self._experiment_for(ACTION_ROLES["manage_members"])
         serializer = MemberSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -57,7 +57,7 @@ def _int_param(request, name: str) -> int | None:
             description="Events after this: a `seq` with `experiment`, an event `id` without.",
         ),
     ],
-    responses={200: EventSerializer(many=True), **error_responses(400, 401, 406, 429)},
+    responses={200: EventSerializer(many=True), **error_responses(400, 401, 404, 406, 429)},
 )
 class EventListView(ListAPIView):
     serializer_class = EventSerializer

@@ -35,7 +35,9 @@ def test_list_members_shows_roles(client_for, alice, members, charlie):
     experiment, _ = make_experiment(alice, members=members)
     response = client_for(charlie).get(url(experiment))
     assert response.status_code == 200
-    assert {m["username"]: m["role"] for m in response.json()} == {
+    body = response.json()
+    assert body["count"] == 3 and body["next"] is None
+    assert {m["username"]: m["role"] for m in body["results"]} == {
         "alice": "owner",
         "bob": "operator",
         "charlie": "viewer",
