@@ -4,7 +4,8 @@ HTTP goes to Django (its middleware and view in one thread hop, see
 ``experiments/api/handler.py``) behind the body-size limit; WebSockets go through the origin check
 and the socket authentication to the consumers routed in ``realtime/routing.py``. The
 per-process background work (event sweep, approval timeouts, presence) starts when
-daphne's reactor runs, or with the first connection under another server.
+daphne's reactor runs, or with the first connection under another server. Under daphne,
+request bodies are left to Django (``experiments/api/daphne_bodies.py``).
 """
 
 import os
@@ -18,6 +19,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from experiments.api.body_limit import BodyLimitMiddleware  # noqa: E402
+from experiments.api.daphne_bodies import leave_bodies_to_django  # noqa: E402
 from realtime.background import StartBackgroundMiddleware, start_with_daphne  # noqa: E402
 from realtime.routing import websocket_application  # noqa: E402
 
@@ -31,3 +33,4 @@ application = StartBackgroundMiddleware(
 )
 
 start_with_daphne()
+leave_bodies_to_django()
