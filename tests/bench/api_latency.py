@@ -28,12 +28,10 @@ import httpx
 from tests.bench.servers import (
     DEFAULT_DATABASE,
     daphne_servers,
-    ensure_database,
     latency_summary,
     machine_line,
-    migrate,
+    prepare_database,
     print_table,
-    setup_django,
 )
 
 FLOOR_MS = 50.0
@@ -65,9 +63,7 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"machine: {machine_line()}")
-    ensure_database(args.database)
-    migrate(args.database)
-    setup_django(args.database)
+    prepare_database(args.database)
     from tests.bench.dataset import build
 
     experiment, token = build()

@@ -25,7 +25,7 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 
-from tests.bench.servers import DEFAULT_DATABASE, ensure_database, migrate, setup_django
+from tests.bench.servers import DEFAULT_DATABASE, prepare_database
 
 NAME = "bench: 2,000 runs, 1,000,000 points"
 RUNS = 2000
@@ -204,9 +204,7 @@ def main() -> None:
     parser.add_argument("--database", default=DEFAULT_DATABASE)
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
-    ensure_database(args.database)
-    migrate(args.database)
-    setup_django(args.database)
+    prepare_database(args.database)
     experiment, _token = build(rebuild=args.rebuild)
     print(f"data set ready: experiment {experiment.public_id}")
 

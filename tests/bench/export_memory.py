@@ -20,11 +20,9 @@ import psutil
 from tests.bench.servers import (
     DEFAULT_DATABASE,
     daphne_servers,
-    ensure_database,
     machine_line,
-    migrate,
+    prepare_database,
     print_table,
-    setup_django,
 )
 
 MB = 1024 * 1024
@@ -88,9 +86,7 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"machine: {machine_line()}")
-    ensure_database(args.database)
-    migrate(args.database)
-    setup_django(args.database)
+    prepare_database(args.database)
     from tests.bench.dataset import build
 
     experiment, token = build()

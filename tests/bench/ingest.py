@@ -35,9 +35,8 @@ from tests.bench.servers import (
     free_port,
     latency_summary,
     machine_line,
-    migrate,
+    prepare_database,
     print_table,
-    setup_django,
     stop_process,
     wait_for_port,
 )
@@ -230,9 +229,7 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"machine: {machine_line()}")
-    ensure_database(args.database)
-    migrate(args.database)
-    setup_django(args.database)
+    prepare_database(args.database)
 
     results: dict[tuple[str, int], dict] = {}
     # (daphne processes, Idempotency-Key on every call as the agent client sends it)

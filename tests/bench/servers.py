@@ -200,6 +200,14 @@ def latency_summary(seconds: list[float]) -> dict[str, float]:
     }
 
 
+def prepare_database(database: str) -> None:
+    """Create (if needed) and migrate the benchmark's PostgreSQL database, and point this
+    process's Django at it."""
+    ensure_database(database)
+    migrate(database)
+    setup_django(database)
+
+
 def machine_line() -> str:
     import platform
 
